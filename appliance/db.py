@@ -1,0 +1,89 @@
+"""SQLCipher database: connections and numbered migrations.
+
+Connections run in autocommit mode; writers use `transaction()` (BEGIN IMMEDIATE)
+so that the web workers, the asr worker and the CLI serialise cleanly in WAL mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import sqlcipher3
+
+from appliance.errors import KeyError_
+
+log = logging.getLogger(__name__)
+
+Connection = sqlcipher3.Connection
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def connect(path: Path, key: bytes) -> Connection:
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    # Raw 256-bit key: no passphrase KDF needed, the key is random.
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as exc:
+        conn.close()
+        raise KeyError_(f"Cannot open database {path}: wrong key or not a SQLCipher database") from exc
+    conn.row_factory = sqlcipher3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA secure_delete = ON")
+    return conn
+
+
+@contextmanager
+def transaction(conn: Connection) -> Iterator[Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("appliance.migrations").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply pending migrations in order; each one in its own transaction. Returns names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    applied = []
+    for version, name, sql in _migrations():
+        if version in done:
+            continue
+        with transaction(conn):
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
+        log.info("applied migration %s", name)
+        applied.append(name)
+    return applied
+
+
+def _split_sql(sql: str) -> list[str]:
+    # Migrations are plain DDL without semicolons inside literals or triggers; comments are dropped.
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]
+
+
+def schema_version(conn: Connection) -> int:
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return row[0] or 0

@@ -1,0 +1,37 @@
+"""Domain exceptions. Each message is something a user or IT can act on."""
+
+
+class ApplianceError(Exception):
+    """Base class for errors whose message is safe to show (no personal data, no secrets)."""
+
+
+class ConfigError(ApplianceError):
+    pass
+
+
+class KeyError_(ApplianceError):
+    """Key material missing or wrong (named with a trailing underscore to not shadow the builtin)."""
+
+
+class IntegrityError(ApplianceError):
+    """Encrypted data failed authentication: tampered, truncated, reordered or spliced."""
+
+
+class NotFound(ApplianceError):
+    """The object does not exist *or* the actor may not see it (no existence leak)."""
+
+
+class BadAudio(ApplianceError):
+    """An upload is empty, corrupt, not audio, or too large."""
+
+
+class AuthError(ApplianceError):
+    pass
+
+
+class Throttled(AuthError):
+    pass
+
+
+class ModelError(ApplianceError):
+    """A model is missing or its files do not match the manifest."""

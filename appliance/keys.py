@@ -1,0 +1,111 @@
+"""Key hierarchy.
+
+master key  (systemd credential `$CREDENTIALS_DIRECTORY/master-key`; dev: key file in the state dir)
+  └─ wraps the database key (random 256-bit, `<state>/db.key.wrapped`)
+       └─ the SQLCipher database holds each recording's data key (DEK) for its audio blob.
+
+Wrapping is AES-256-GCM with a purpose string as associated data, so a wrapped key
+cannot be swapped for another kind of wrapped value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from appliance.config import Config
+from appliance.errors import KeyError_
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+CREDENTIAL_NAME = "master-key"
+_WRAP_VERSION = b"\x01"
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def _parse_key(raw: bytes, source: str) -> bytes:
+    raw = raw.strip()
+    if len(raw) == KEY_BYTES * 2:
+        try:
+            return bytes.fromhex(raw.decode("ascii"))
+        except ValueError:
+            pass
+    if len(raw) == KEY_BYTES:
+        return raw
+    raise KeyError_(f"Master key in {source} must be {KEY_BYTES} raw bytes or {KEY_BYTES * 2} hex digits")
+
+
+def dev_master_key_path(cfg: Config) -> Path:
+    return cfg.paths.secrets / "master.key"
+
+
+def load_master_key(cfg: Config, *, create_dev_key: bool = False) -> bytes:
+    """The master key from the systemd credential, or (dev only) from the state dir key file."""
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        path = Path(cred_dir) / CREDENTIAL_NAME
+        if not path.is_file():
+            raise KeyError_(f"$CREDENTIALS_DIRECTORY is set but has no '{CREDENTIAL_NAME}'; "
+                            "add LoadCredentialEncrypted=master-key:… to the unit")
+        return _parse_key(path.read_bytes(), str(path))
+    path = dev_master_key_path(cfg)
+    if not path.exists():
+        if not create_dev_key:
+            raise KeyError_(f"No master key: neither $CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME} nor the dev key "
+                            f"file {path}. Run `appliance init` (dev) or provision the systemd credential.")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(new_key().hex().encode())
+    log.warning("DEV MODE: master key read from the plain key file %s. A real box must use a TPM-sealed "
+                "systemd credential (LoadCredentialEncrypted=master-key); see provisioning/README.", path)
+    return _parse_key(path.read_bytes(), str(path))
+
+
+def wrap(master: bytes, key: bytes, purpose: str) -> bytes:
+    nonce = secrets.token_bytes(12)
+    return _WRAP_VERSION + nonce + AESGCM(master).encrypt(nonce, key, purpose.encode())
+
+
+def unwrap(master: bytes, blob: bytes, purpose: str) -> bytes:
+    if len(blob) < 1 + 12 + 16 or blob[:1] != _WRAP_VERSION:
+        raise KeyError_(f"Wrapped {purpose} is malformed")
+    try:
+        return AESGCM(master).decrypt(blob[1:13], blob[13:], purpose.encode())
+    except InvalidTag as exc:
+        raise KeyError_(f"Cannot unwrap the {purpose}: the master key is not the one it was wrapped with") from exc
+
+
+def db_key_path(cfg: Config) -> Path:
+    return cfg.paths.state_dir / "db.key.wrapped"
+
+
+def load_db_key(cfg: Config, master: bytes, *, create: bool = False) -> bytes:
+    path = db_key_path(cfg)
+    if not path.exists():
+        if not create:
+            raise KeyError_(f"No database key at {path}; run `appliance init`")
+        key = new_key()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(wrap(master, key, "database key"))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return key
+    return unwrap(master, path.read_bytes(), "database key")
+
+
+def fingerprint(key: bytes) -> str:
+    """A short non-reversible id of a key for receipts and doctor output."""
+    import hashlib
+
+    return hashlib.sha256(b"samtalsstod-key-fp" + key).hexdigest()[:16]

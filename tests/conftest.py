@@ -1,0 +1,46 @@
+"""Shared fixtures. Models come from the embedded model store installed by `make test`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def model_store() -> Path:
+    """The model store `make test` filled with `appliance models install-embedded`."""
+    store = Path(os.environ.get("APPLIANCE_TEST_MODELS", ROOT / "var" / "models"))
+    if not (store / "whisper-base" / "model.bin").exists():
+        pytest.fail(f"No embedded models in {store}: run `make test` (it installs them) "
+                    "or `appliance models install-embedded`")
+    return store
+
+
+def speak_swedish(text: str, out: Path, fmt: str = "wav") -> Path:
+    """Real Swedish speech from espeak-ng, optionally converted with PyAV-compatible sox formats."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: `apt-get install espeak-ng` (make test installs it)")
+    wav = out.with_suffix(".wav")
+    subprocess.run(["espeak-ng", "-v", "sv", "-s", "150", "-w", str(wav), text], check=True)
+    if fmt == "wav":
+        return wav
+    target = out.with_suffix("." + fmt)
+    subprocess.run(["sox", str(wav), str(target)], check=True)
+    return target
+
+
+SV_TEXT = ("Hej, jag heter Anna och jag arbetar som socialsekreterare. "
+           "Vi ska prata om barnets skola och familjens ekonomi.")
+
+
+@pytest.fixture(scope="session")
+def sv_clip(tmp_path_factory) -> Path:
+    """About nine seconds of Swedish speech (wav, 22.05 kHz mono)."""
+    return speak_swedish(SV_TEXT, tmp_path_factory.mktemp("audio") / "sv")
