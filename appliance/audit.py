@@ -17,7 +17,7 @@ log = logging.getLogger("appliance.audit")
 
 # Actions are dotted identifiers; targets are ids. Reject anything that looks like free text.
 _ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,63}$")
-_TARGET = re.compile(r"^[A-Za-z0-9_:.\-]{0,80}$")
+_TARGET = re.compile(r"^[A-Za-z0-9_:.+\-]{0,80}$")
 
 
 def record(conn: Connection, actor: str, action: str, target: str = "", result: str = "ok",

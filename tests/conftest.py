@@ -44,3 +44,24 @@ SV_TEXT = ("Hej, jag heter Anna och jag arbetar som socialsekreterare. "
 def sv_clip(tmp_path_factory) -> Path:
     """About nine seconds of Swedish speech (wav, 22.05 kHz mono)."""
     return speak_swedish(SV_TEXT, tmp_path_factory.mktemp("audio") / "sv")
+
+
+@pytest.fixture
+def state_env(tmp_path) -> dict[str, str]:
+    return {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state")}
+
+
+@pytest.fixture
+def app_ctx(state_env):
+    """An initialised appliance (real SQLCipher, dev master key) on a fresh temp state dir."""
+    from appliance.config import load_config
+    from appliance.context import init_state
+
+    return init_state(load_config(environ=state_env))
+
+
+@pytest.fixture
+def conn(app_ctx):
+    c = app_ctx.connect()
+    yield c
+    c.close()

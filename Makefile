@@ -1,0 +1,68 @@
+# Samtalsstöd — the two commands a newcomer needs: `make run` and `make test`.
+# Both are idempotent: installs are skipped when their stamp is newer than what they depend on.
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+APPLIANCE   := $(VENV)/bin/appliance
+STATE_DIR   ?= var
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: espeak-ng/sox make real Swedish test audio, chromium drives the browser tests.
+TEST_APT    := espeak-ng sox libsox-fmt-all chromium chromium-driver
+STAMP_RUN   := $(VENV)/.stamp-run
+STAMP_DEV   := $(VENV)/.stamp-dev
+STAMP_APT   := $(VENV)/.stamp-apt-test
+MODELS_OK   := $(STATE_DIR)/models/.embedded-ok
+
+.PHONY: run test lint install models bench clean-state help
+
+help:
+	@echo "make run   - install what is needed and start the appliance on https://127.0.0.1:8443"
+	@echo "make test  - install test dependencies and run lint, layer check and the whole test suite"
+	@echo "make bench - ASR overhead and memory benchmarks (bench/)"
+
+$(PY):
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml $(STAMP_RUN)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(STAMP_APT): | $(PY)
+	@missing=$$(for p in $(TEST_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	touch $@
+
+$(MODELS_OK): models/manifest.toml $(STAMP_RUN)
+	APPLIANCE_PATHS__STATE_DIR=$(STATE_DIR) $(APPLIANCE) models install-embedded
+	touch $@
+
+install: $(STAMP_RUN)
+models: $(MODELS_OK)
+
+run: $(STAMP_RUN) $(MODELS_OK)
+	APPLIANCE_PATHS__STATE_DIR=$(STATE_DIR) $(APPLIANCE) run
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) lint
+	APPLIANCE_TEST_MODELS=$(abspath $(STATE_DIR))/models $(PY) -m pytest -q
+
+bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
+	$(PY) bench/asr_overhead.py
+	$(PY) bench/asr_overhead.py --rss
+
+clean-state:
+	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."
+	find $(STATE_DIR) -mindepth 1 -maxdepth 1 ! -name models ! -name cache -exec rm -rf {} +

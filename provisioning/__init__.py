@@ -1,0 +1,1 @@
+"""IT tooling: the `appliance` command, install, keys, TLS, model bundles, preflight checks."""

