@@ -26,6 +26,7 @@ class _Strict(BaseModel):
 
 class PathsConfig(_Strict):
     state_dir: Path = Field(Path("var"), title="State directory (database, blobs, models, TLS, dev keys)")
+    models_dir: Path | None = Field(None, title="Model store (default: <state_dir>/models)")
 
     @property
     def db(self) -> Path:
@@ -37,7 +38,7 @@ class PathsConfig(_Strict):
 
     @property
     def models(self) -> Path:
-        return self.state_dir / "models"
+        return self.models_dir or self.state_dir / "models"
 
     @property
     def tls(self) -> Path:

@@ -28,7 +28,7 @@ def init_state(cfg: Config) -> Appliance:
 
     Idempotent: re-running on an initialised state dir only applies pending migrations.
     """
-    for d in (cfg.paths.state_dir, cfg.paths.blobs, cfg.paths.models, cfg.paths.tls):
+    for d in (cfg.paths.state_dir, cfg.paths.blobs, cfg.paths.tls):
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(cfg.paths.state_dir, 0o700)
     master = keys.load_master_key(cfg, create_dev_key=True)
