@@ -118,9 +118,14 @@ class AudioStream:
 
 def open_audio(app: Appliance, conn: Connection, user: User, rec_id: str, start: int = 0,
                end: int | None = None) -> AudioStream:
-    """Decrypted audio bytes [start, end) of a recording, streamed from the blob store (audited read)."""
+    """Decrypted audio bytes [start, end) of a recording, streamed from the blob store (audited read).
+
+    A negative `start` counts from the end, like a slice (an HTTP suffix range `bytes=-N`).
+    """
     row = access.require_recording(conn, user, rec_id, "recording.audio")
     reader = app.blobs.open(rec_id, row["dek"])
+    if start < 0:
+        start = max(0, reader.size + start)
     end = reader.size if end is None else min(end, reader.size)
 
     def gen() -> Iterable[bytes]:

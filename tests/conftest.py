@@ -16,7 +16,7 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture(scope="session")
 def model_store() -> Path:
     """The model store `make test` filled with `appliance models install-embedded`."""
-    store = Path(os.environ.get("APPLIANCE_TEST_MODELS", ROOT / "var" / "models"))
+    store = Path(os.environ.get("TEST_MODEL_STORE", ROOT / "var" / "models"))
     if not (store / "whisper-base" / "model.bin").exists():
         pytest.fail(f"No embedded models in {store}: run `make test` (it installs them) "
                     "or `appliance models install-embedded`")
@@ -38,6 +38,27 @@ def speak_swedish(text: str, out: Path, fmt: str = "wav") -> Path:
 
 SV_TEXT = ("Hej, jag heter Anna och jag arbetar som socialsekreterare. "
            "Vi ska prata om barnets skola och familjens ekonomi.")
+
+
+SV_LONG_TEXT = (SV_TEXT + " Mamma berättar att pojken har svårt att sova och att han ofta är hemma från skolan. "
+                "Pappa bor i en annan stad och träffar barnen varannan helg. "
+                "Vi bestämmer att vi ses igen om två veckor och att skolan ska kontaktas. "
+                "Familjen får information om vilket stöd kommunen kan erbjuda.")
+
+KEY_WORDS = ("hej", "anna", "jag", "heter", "familj", "prata")
+
+
+def recognised(text: str, minimum: int = 3) -> list[str]:
+    """Which of the clip's robust key words base Whisper got (it is weak; a few always come through)."""
+    found = [w for w in KEY_WORDS if w in text.lower()]
+    assert len(found) >= minimum, f"transcript recognised only {found}: {text!r}"
+    return found
+
+
+@pytest.fixture(scope="session")
+def sv_long_clip(tmp_path_factory) -> Path:
+    """About 30 seconds of varied Swedish speech."""
+    return speak_swedish(SV_LONG_TEXT, tmp_path_factory.mktemp("audio") / "sv_long")
 
 
 @pytest.fixture(scope="session")

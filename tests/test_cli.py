@@ -1,0 +1,97 @@
+"""The `appliance` command as IT uses it (real subprocesses, real model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from tests.conftest import SV_TEXT, recognised
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def appliance(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "provisioning.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=300)
+
+
+@pytest.fixture
+def env(tmp_path, model_store):
+    return {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store)}
+
+
+def _normalise(text: str) -> str:
+    return jiwer.RemovePunctuation()(text.lower()).strip()
+
+
+def test_transcribe_json_matches_raw_faster_whisper(env, sv_clip, model_store):
+    out = appliance("transcribe", str(sv_clip), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["language"] == "sv" and 8 < result["duration"] < 11
+    seg = result["segments"][0]
+    assert set(seg) == {"start", "end", "text", "words"}
+    assert set(seg["words"][0]) == {"start", "end", "word", "probability"}
+    ours = " ".join(s["text"] for s in result["segments"])
+    recognised(ours)
+
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(model_store / "whisper-base"), device="cpu", compute_type="int8")
+    segments, _ = model.transcribe(str(sv_clip), language="sv", beam_size=5, vad_filter=True,
+                                   word_timestamps=True)
+    raw = " ".join(s.text for s in segments)
+    wer_ours = jiwer.wer(_normalise(SV_TEXT), _normalise(ours))
+    wer_raw = jiwer.wer(_normalise(SV_TEXT), _normalise(raw))
+    assert wer_ours == wer_raw
+    assert wer_ours < 0.8  # base Whisper on espeak is weak, but it must recognise most of it
+
+
+def test_transcribe_bad_file_is_clear(env, tmp_path):
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(os.urandom(5000))
+    out = appliance("transcribe", str(junk), env=env)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    out = appliance("transcribe", str(tmp_path / "missing.wav"), env=env)
+    assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def test_doctor_fails_with_hints_then_passes(env):
+    out = appliance("doctor", env=env)
+    assert out.returncode == 1
+    assert "FAIL" in out.stdout and "appliance init" in out.stdout
+    assert appliance("init", env=env).returncode == 0
+    out = appliance("doctor", env=env)
+    assert out.returncode == 0, out.stdout
+    assert "[OK  ] model whisper-base" in out.stdout
+    assert "[WARN] master key" in out.stdout  # dev key file, said loudly
+
+
+def test_doctor_detects_tampered_model(env, tmp_path, model_store):
+    import shutil
+
+    store = tmp_path / "models"
+    shutil.copytree(model_store / "whisper-base", store / "whisper-base")
+    with open(store / "whisper-base" / "config.json", "a") as f:
+        f.write(" ")
+    env = {**env, "APPLIANCE_PATHS__MODELS_DIR": str(store)}
+    appliance("init", env=env)
+    out = appliance("doctor", env=env)
+    assert out.returncode == 1 and "whisper-base" in out.stdout and "install-embedded" in out.stdout
+
+
+def test_user_add_prints_one_time_password(env):
+    appliance("init", env=env)
+    out = appliance("user", "add", "berit", "--role", "caseworker", "--role", "manager", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "One-time password:" in out.stdout and "caseworker, manager" in out.stdout
+    again = appliance("user", "add", "berit", "--role", "caseworker", env=env)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    bad = appliance("user", "add", "x", "--role", "root", env=env)
+    assert bad.returncode == 2 and "Unknown role" in bad.stderr

@@ -1,0 +1,266 @@
+"""Sign-in (password, then TOTP), sessions and sign-out.
+
+Two cookies, both `__Host-` (Secure, Path=/, no Domain), HttpOnly, SameSite=Lax:
+- `__Host-state`: Flask's signed cookie. Holds the CSRF token, flash messages and, between the password
+  and the TOTP step, a short pre-auth marker (user id, stage, time; valid five minutes). It grants nothing.
+- `__Host-session`: a random token for the server-side session (the database stores its hash). It is
+  created only after the second factor succeeds, so every sign-in gets a fresh token.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pyotp
+import segno
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from markupsafe import Markup
+
+from appliance import accounts, audit, clock
+from appliance.accounts import User
+from appliance.db import transaction
+from appliance.errors import AuthError, NotFound, Throttled
+from web import appliance, db
+from web.i18n import _
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+SESSION_COOKIE = "__Host-session"
+PREAUTH_KEY = "preauth"
+PREAUTH_TTL_S = 5 * 60
+STAGE_TOTP = "totp"
+STAGE_ENROL = "enrol"
+
+MSG_EXPIRED = "Du har loggats ut efter en tids inaktivitet. Logga in igen."
+MSG_SIGNIN_FIRST = "Logga in för att fortsätta."
+
+
+# --- the signed-in user -------------------------------------------------------------------------
+
+def _limits() -> dict[str, float]:
+    w = appliance().cfg.web
+    return {"max_failures": w.login_max_failures, "lockout_s": w.login_lockout_minutes * 60}
+
+
+def _load_user() -> None:
+    g.user = None
+    g.session_expired = False
+    if request.endpoint in ("static", "healthz"):
+        return
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return
+    w = appliance().cfg.web
+    user = accounts.resume_session(db(), token, idle_s=w.session_idle_minutes * 60,
+                                   absolute_s=w.session_absolute_hours * 3600)
+    if user is None:
+        g.session_expired = True
+    else:
+        g.user = user
+        g.session_token = token
+
+
+def _drop_stale_cookie(response: Response) -> Response:
+    if g.get("session_expired"):
+        _delete_session_cookie(response)
+    return response
+
+
+def _set_session_cookie(response: Response, token: str) -> None:
+    response.set_cookie(SESSION_COOKIE, token, secure=True, httponly=True, samesite="Lax", path="/")
+
+
+def _delete_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+
+
+def wants_json() -> bool:
+    if request.path.endswith("/status"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only local paths: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _unauthenticated() -> Any:
+    message = _(MSG_EXPIRED) if g.get("session_expired") else _(MSG_SIGNIN_FIRST)
+    if g.get("session_expired"):
+        flash(message, "info")
+    if wants_json():
+        return jsonify(error=message, login=url_for("auth.login")), 401
+    if request.endpoint == "rec.audio":
+        return Response(message, status=401, mimetype="text/plain")
+    nxt = request.full_path.rstrip("?") if request.method == "GET" and request.path != "/" else None
+    return redirect(url_for("auth.login", next=_safe_next(nxt)))
+
+
+def login_required(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            return _unauthenticated()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_load_user)
+    app.after_request(_drop_stale_cookie)
+    app.context_processor(lambda: {"current_user": g.get("user")})
+
+
+# --- pre-auth state between the two factors -----------------------------------------------------
+
+def _start_preauth(user: User, stage: str, nxt: str | None) -> None:
+    session.clear()  # a fresh state cookie (and CSRF token) for the sign-in
+    session[PREAUTH_KEY] = {"uid": user.id, "stage": stage, "t": clock.now(), "next": nxt}
+
+
+def _preauth_user(stage: str) -> User | None:
+    state = session.get(PREAUTH_KEY)
+    if not isinstance(state, dict) or state.get("stage") != stage:
+        return None
+    age = clock.now() - float(state.get("t", 0))
+    if not 0 <= age <= PREAUTH_TTL_S:
+        session.pop(PREAUTH_KEY, None)
+        return None
+    try:
+        user = accounts.get_user(db(), int(state["uid"]))
+    except (NotFound, KeyError, TypeError, ValueError):
+        return None
+    return None if user.disabled else user
+
+
+def _restart_signin() -> Response:
+    session.pop(PREAUTH_KEY, None)
+    flash(_("Inloggningen tog för lång tid eller avbröts. Börja om."), "info")
+    return redirect(url_for("auth.login"))
+
+
+def _finish_signin(user: User) -> Response:
+    nxt = _safe_next(session.get(PREAUTH_KEY, {}).get("next"))
+    token = accounts.create_session(db(), user)  # audited as auth.signin
+    session.clear()  # rotate: the pre-auth marker and the old CSRF token go
+    response = redirect(nxt or url_for("rec.index"), code=303)
+    _set_session_cookie(response, token)
+    log.info("user %s signed in", user.id)
+    return response
+
+
+def _error_status(exc: AuthError) -> int:
+    return 429 if isinstance(exc, Throttled) else 200
+
+
+# --- views --------------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    nxt = _safe_next(request.values.get("next"))
+    if g.user is not None:
+        return redirect(nxt or url_for("rec.index"))
+    error, status = None, 200
+    username = ""
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        if not username or not password:
+            error = _("Fyll i både användarnamn och lösenord.")
+        else:
+            try:
+                user = accounts.authenticate_password(db(), username, password, **_limits())
+            except AuthError as exc:
+                error, status = str(exc), _error_status(exc)
+            else:
+                if user.totp_enrolled:
+                    _start_preauth(user, STAGE_TOTP, nxt)
+                    return redirect(url_for("auth.totp"), code=303)
+                _start_preauth(user, STAGE_ENROL, nxt)  # the enrolment page creates or reuses the secret
+                return redirect(url_for("auth.enrol_totp"), code=303)
+    return render_template("login.html", error=error, username=username, next=nxt), status
+
+
+@bp.route("/totp", methods=["GET", "POST"])
+def totp():
+    user = _preauth_user(STAGE_TOTP)
+    if user is None:
+        return _restart_signin()
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            accounts.verify_totp(db(), user, request.form.get("code", ""), **_limits())
+        except AuthError as exc:
+            error, status = str(exc), _error_status(exc)
+        else:
+            return _finish_signin(user)
+    return render_template("totp.html", error=error), status
+
+
+def _qr_svg(uri: str) -> Markup:
+    svg = segno.make(uri, error="m").svg_inline(scale=5, dark="#000", light="#fff", border=4,
+                                                title=_("QR-kod för autentiseringsappen"))
+    return Markup(svg)  # noqa: S704 - generated by segno from our own URI, no user markup
+
+
+@bp.route("/enrol-totp", methods=["GET", "POST"])
+def enrol_totp():
+    user = _preauth_user(STAGE_ENROL)
+    if user is None:
+        return _restart_signin()
+    conn = db()
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            accounts.confirm_totp_enrolment(conn, user, request.form.get("code", ""), **_limits())
+        except AuthError as exc:
+            error, status = str(exc), _error_status(exc)
+        else:
+            return _finish_signin(user)
+    secret = accounts.pending_totp_secret(conn, user)
+    if not secret:
+        accounts.begin_totp_enrolment(conn, user)
+        secret = accounts.pending_totp_secret(conn, user) or ""
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=accounts.TOTP_ISSUER)
+    grouped = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return render_template("enrol_totp.html", qr=_qr_svg(uri), secret=grouped, error=error), status
+
+
+@bp.post("/logout")
+def logout():
+    token = request.cookies.get(SESSION_COOKIE)
+    user = g.get("user")
+    if token:
+        conn = db()
+        with transaction(conn):
+            accounts.end_session(conn, token)
+            if user is not None:
+                audit.record(conn, user.actor, "auth.signout", user.actor)
+    session.clear()
+    g.session_expired = False
+    flash(_("Du är utloggad."), "info")
+    response = redirect(url_for("auth.login"), code=303)
+    _delete_session_cookie(response)
+    return response

@@ -1,0 +1,95 @@
+"""Every failure becomes a friendly Swedish page (or JSON for fetch requests); never a stack trace.
+
+ApplianceError messages are written to be shown. Anything else is logged (type and trace, no request
+data) and answered with a generic 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from appliance.errors import (
+    ApplianceError,
+    AuthError,
+    BadAudio,
+    IntegrityError,
+    KeyError_,
+    ModelError,
+    NotFound,
+    Throttled,
+)
+from web.auth import wants_json
+from web.i18n import _
+
+log = logging.getLogger(__name__)
+
+_STATUS = [(NotFound, 404), (Throttled, 429), (AuthError, 401), (BadAudio, 400), (IntegrityError, 500),
+           (KeyError_, 500), (ModelError, 503)]
+
+_HTTP_MESSAGES = {
+    400: ("Felaktig begäran", "Begäran kunde inte behandlas. Gå tillbaka och försök igen."),
+    401: ("Inloggning krävs", "Logga in för att fortsätta."),
+    403: ("Åtkomst nekad", "Begäran godtogs inte. Ladda om sidan och försök igen."),
+    404: ("Sidan finns inte", "Sidan eller inspelningen finns inte, eller så saknar du behörighet."),
+    405: ("Otillåten metod", "Den här sidan kan inte användas på det sättet."),
+    413: ("Filen är för stor", "Filen är för stor, högst %(mb)s MB."),
+    429: ("För många försök", "För många försök. Vänta en stund och försök igen."),
+    500: ("Något gick fel", "Något gick fel i Samtalsstöd. Försök igen om en stund. "
+                            "Kvarstår felet, kontakta IT-supporten."),
+}
+
+
+def _respond(status: int, title: str, message: str):
+    if wants_json():
+        return jsonify(error=message), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def _appliance_error(exc: ApplianceError):
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+    if status >= 500:
+        log.error("appliance error %s on %s", type(exc).__name__, request.endpoint)
+    title = _HTTP_MESSAGES.get(status, _HTTP_MESSAGES[400])[0]
+    return _respond(status, _(title), str(exc))
+
+
+def _too_large(_exc: RequestEntityTooLarge):
+    from web import appliance
+
+    mb = appliance().cfg.web.max_upload_mb
+    message = _(_HTTP_MESSAGES[413][1], mb=mb)
+    if request.endpoint == "rec.upload" and g.get("user") is not None and not wants_json():
+        from web.recordings import _upload_form
+
+        return _upload_form(message, "", 413)
+    return _respond(413, _(_HTTP_MESSAGES[413][0]), message)
+
+
+def _csrf_error(_exc: CSRFError):
+    return _respond(400, _("Formuläret har gått ut"),
+                    _("Formuläret har gått ut eller kom inte från Samtalsstöd. "
+                      "Ladda om sidan och försök igen."))
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    title, message = _HTTP_MESSAGES.get(status, (exc.name, _HTTP_MESSAGES[400][1]))
+    return _respond(status, _(title), _(message))
+
+
+def _unexpected(exc: Exception):
+    log.exception("unhandled %s on %s", type(exc).__name__, request.endpoint)
+    title, message = _HTTP_MESSAGES[500]
+    return _respond(500, _(title), _(message))
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ApplianceError, _appliance_error)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,96 @@
+"""Content pages: the recording list, upload, a recording with its transcript, and the audio stream.
+
+Every content read goes through the core (recordings.get_recording / open_audio → appliance.access),
+which audits it and raises NotFound for anything the user may not see; that becomes a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+
+from appliance import recordings
+from appliance.errors import ApplianceError, BadAudio
+from web import appliance, db
+from web.auth import login_required
+from web.i18n import _
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("rec", __name__)
+
+ACCEPT_AUDIO = "audio/*,.wav,.mp3,.m4a,.ogg,.opus,.webm,.flac"
+PENDING = ("queued", "transcribing")
+
+
+@bp.get("/")
+@login_required
+def index():
+    recs = recordings.list_for_user(db(), g.user)
+    return render_template("index.html", recordings=recs, pending=any(r.status in PENDING for r in recs))
+
+
+@bp.get("/recordings/status")
+@login_required
+def status():
+    return jsonify(recordings=recordings.statuses_for_user(db(), g.user))
+
+
+def _upload_form(error: str | None = None, title: str = "", status: int = 200):
+    return render_template("upload.html", error=error, title=title, accept=ACCEPT_AUDIO,
+                           max_mb=appliance().cfg.web.max_upload_mb), status
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@login_required
+def upload():
+    if request.method == "GET":
+        return _upload_form()
+    title = request.form.get("title", "")
+    if not g.user.can_read_content:
+        return _upload_form(_("Ditt konto har ingen behörighet att ladda upp inspelningar."), title, 403)
+    file = request.files.get("file")
+    data = file.read() if file is not None else b""  # in memory (web.security.InMemoryRequest), never disk
+    if file is None or (not file.filename and not data):
+        return _upload_form(_("Välj en ljudfil att ladda upp."), title, 400)
+    try:
+        rec_id = recordings.create_from_upload(appliance(), db(), g.user, title=title,
+                                               filename=file.filename or "", data=data)
+    except (BadAudio, ApplianceError) as exc:  # the message says what to do; nothing was stored
+        return _upload_form(str(exc), title, 400)
+    return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
+
+
+@bp.get("/recordings/<rec_id>")
+@login_required
+def recording(rec_id: str):
+    conn = db()
+    rec = recordings.get_recording(conn, g.user, rec_id)  # NotFound → 404 (web.errors)
+    segments = recordings.transcript_segments(conn, rec.id) if rec.status == "ready" else []
+    return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING)
+
+
+@bp.get("/recordings/<rec_id>/audio")
+@login_required
+def audio(rec_id: str):
+    """Decrypted audio, streamed chunk by chunk, with single-range support (what <audio> asks for)."""
+    rng = request.range  # None when absent or malformed (then the whole file, as RFC 9110 allows)
+    start, end, partial = 0, None, False
+    if rng is not None and rng.units == "bytes" and len(rng.ranges) == 1:
+        start, end = rng.ranges[0]  # end exclusive or None; a negative start is a suffix range
+        partial = True
+    stream = recordings.open_audio(appliance(), db(), g.user, rec_id, start, end)
+    if partial and (start >= stream.size or stream.start >= stream.end):
+        next(iter(stream.chunks), None)  # runs the generator to its end: closes the blob file
+        response = Response(status=416)
+        response.headers["Content-Range"] = f"bytes */{stream.size}"
+        response.headers["Accept-Ranges"] = "bytes"
+        return response
+    response = Response(stream.chunks, status=206 if partial else 200, mimetype=stream.mime,
+                        direct_passthrough=True)
+    response.headers["Content-Length"] = str(stream.end - stream.start)
+    response.headers["Accept-Ranges"] = "bytes"
+    if partial:
+        response.headers["Content-Range"] = f"bytes {stream.start}-{stream.end - 1}/{stream.size}"
+    return response
