@@ -57,7 +57,7 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/lint-imports
 
 test: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) lint
-	APPLIANCE_TEST_MODELS=$(abspath $(STATE_DIR))/models $(PY) -m pytest -q
+	TEST_MODEL_STORE=$(abspath $(STATE_DIR))/models $(PY) -m pytest -q
 
 bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/asr_overhead.py

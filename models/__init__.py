@@ -1,0 +1,82 @@
+"""Backends behind the ports in `appliance.ports`, plus the model manifest and store.
+
+Transcriber backends register themselves by config name (``asr.backend``) with
+`register_transcriber`; `load_transcriber` verifies the model against the manifest first, so a model
+whose files do not match is never handed to a library. Backend modules keep their heavy imports
+(faster_whisper, ctranslate2, ...) inside functions, so discovering them is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import AsrConfig
+from appliance.errors import ModelError
+from appliance.ports import Transcriber
+from models.store import get_spec, verify_model
+
+log = logging.getLogger(__name__)
+
+TranscriberFactory = Callable[[Path, AsrConfig], Transcriber]
+"""Builds a loaded transcriber from a verified model path and the asr config."""
+
+# Modules in this package that are not backends and need not be imported to discover backends.
+_NOT_BACKENDS = {"store"}
+
+
+@dataclass(frozen=True)
+class _Backend:
+    factory: TranscriberFactory
+    kinds: tuple[str, ...]  # model kinds (manifest `kind`) this backend can load
+
+
+_TRANSCRIBERS: dict[str, _Backend] = {}
+
+
+def register_transcriber(
+    name: str, kinds: tuple[str, ...] = ("whisper-ct2",)
+) -> Callable[[TranscriberFactory], TranscriberFactory]:
+    """Class/function decorator: make a transcriber backend available under config name `name`."""
+
+    def decorator(factory: TranscriberFactory) -> TranscriberFactory:
+        if name in _TRANSCRIBERS and _TRANSCRIBERS[name].factory is not factory:
+            raise ValueError(f"transcriber backend {name!r} registered twice")
+        _TRANSCRIBERS[name] = _Backend(factory, kinds)
+        return factory
+
+    return decorator
+
+
+def _discover() -> None:
+    """Import every backend module in this package so its decorators run (cheap: imports are deferred)."""
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name not in _NOT_BACKENDS and not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def transcriber_backends() -> list[str]:
+    _discover()
+    return sorted(_TRANSCRIBERS)
+
+
+def load_transcriber(asr_config: AsrConfig, store_dir: Path) -> Transcriber:
+    """Verify the configured model against the manifest, then load it with the configured backend."""
+    if asr_config.backend not in _TRANSCRIBERS:
+        _discover()
+    backend = _TRANSCRIBERS.get(asr_config.backend)
+    if backend is None:
+        raise ModelError(f"Unknown transcription backend {asr_config.backend!r}; "
+                         f"available: {sorted(_TRANSCRIBERS)}")
+    spec = get_spec(asr_config.model)
+    if spec.kind not in backend.kinds:
+        raise ModelError(f"Model {spec.name} is a {spec.kind} model; backend {asr_config.backend} "
+                         f"loads {', '.join(backend.kinds)}")
+    model_path = verify_model(Path(store_dir), asr_config.model)
+    log.info("loading transcriber %s with model %s (%s, %s)", asr_config.backend, spec.name,
+             asr_config.device, asr_config.compute_type)
+    return backend.factory(model_path, asr_config)

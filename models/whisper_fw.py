@@ -1,0 +1,81 @@
+"""faster-whisper (CTranslate2) transcriber backend.
+
+The model is loaded from a local directory only: `load_transcriber` has verified it against the
+manifest and passes its path, and WhisperModel is given that path (plus local_files_only) so it never
+falls back to a model hub. faster_whisper is imported when a model is loaded, not at module import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from appliance.config import AsrConfig
+from appliance.errors import ModelError
+from appliance.ports import Segment, TranscribeOptions, TranscriptInfo, Word
+from models import register_transcriber
+
+if TYPE_CHECKING:  # pragma: no cover
+    from faster_whisper.transcribe import Segment as FwSegment
+
+log = logging.getLogger(__name__)
+
+
+@register_transcriber("faster-whisper", kinds=("whisper-ct2",))
+class FasterWhisperTranscriber:
+    """A loaded Whisper model; one per process, reused for every job (thread-compatible, not parallel)."""
+
+    def __init__(self, model_dir: Path, asr_config: AsrConfig) -> None:
+        model_dir = Path(model_dir)
+        if not (model_dir / "model.bin").is_file() or not (model_dir / "tokenizer.json").is_file():
+            # Without tokenizer.json faster-whisper would fetch one from the hub: refuse instead.
+            raise ModelError(f"{model_dir} is not a CTranslate2 Whisper model directory "
+                             "(model.bin and tokenizer.json are required)")
+        # Belt and braces: even if something below tried the hub, it may not.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import ctranslate2
+        from faster_whisper import WhisperModel
+
+        # Whisper falls back to sampling (temperature > 0) on doubtful audio; a fixed seed makes the same
+        # file give the same transcript. CTranslate2 seeds each worker thread when it first samples.
+        ctranslate2.set_random_seed(asr_config.seed)
+
+        self.name = f"faster-whisper:{model_dir.name}"
+        self.model_dir = model_dir
+        try:
+            self._model = WhisperModel(str(model_dir), device=asr_config.device,
+                                       compute_type=asr_config.compute_type,
+                                       cpu_threads=asr_config.cpu_threads, local_files_only=True)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"Could not load Whisper model {model_dir.name} on {asr_config.device} "
+                             f"({asr_config.compute_type}): {exc}") from exc
+
+    def transcribe(self, audio: np.ndarray,
+                   options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
+        # faster-whisper runs VAD, feature extraction and language handling here; decoding of the
+        # segments happens lazily as the returned iterator is consumed.
+        # Hand over the only reference to the audio: faster-whisper replaces it with a VAD-trimmed copy
+        # before computing features, and if this frame kept the original alive, peak memory would
+        # carry a second copy of the whole recording (38 MB per 10 minutes) through feature extraction.
+        holder = [audio]
+        del audio
+        segments, info = self._model.transcribe(
+            holder.pop(),
+            language=options.language or None,
+            beam_size=options.beam_size,
+            vad_filter=options.vad_filter,
+            word_timestamps=options.word_timestamps,
+            initial_prompt=options.initial_prompt,
+        )
+        return TranscriptInfo(language=info.language, duration=float(info.duration)), _convert(segments)
+
+
+def _convert(segments: Iterable[FwSegment]) -> Iterator[Segment]:
+    for s in segments:
+        words = tuple(Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in s.words or ())
+        yield Segment(start=float(s.start), end=float(s.end), text=s.text.strip(), words=words)

@@ -1,0 +1,44 @@
+"""The transcription pipeline: the one code path shared by the asr unit and `appliance transcribe`.
+
+decode in memory (PyAV) -> transcriber (a loaded model behind appliance.ports.Transcriber) -> Transcript.
+Segments are reported as they are decoded so the asr unit can store progress and stop early (an
+exception raised by `on_segment` propagates and ends the job).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import BinaryIO
+
+from appliance.audio import decode_audio
+from appliance.ports import SAMPLE_RATE, Segment, TranscribeOptions, Transcriber, Transcript
+
+log = logging.getLogger(__name__)
+
+SegmentCallback = Callable[[Segment, float], None]
+"""Called with each segment and the fraction of the audio transcribed so far (0..1)."""
+
+
+def transcribe_audio(transcriber: Transcriber, data: bytes | BinaryIO, options: TranscribeOptions,
+                     on_segment: SegmentCallback | None = None) -> Transcript:
+    """Decode `data` (any supported format; BadAudio if unusable) and transcribe it completely."""
+    t0 = time.perf_counter()
+    holder = [decode_audio(data)]
+    t_decoded = time.perf_counter()
+    # The audio is passed on without a reference kept here, so the transcriber can free it as soon as
+    # it no longer needs it (faster-whisper swaps it for a VAD-trimmed copy): one less full copy at peak.
+    info, segments = transcriber.transcribe(holder.pop(), options)
+    duration = info.duration or 1.0
+    transcript = Transcript(info=info)
+    for segment in segments:
+        transcript.segments.append(segment)
+        if on_segment is not None:
+            on_segment(segment, min(1.0, max(0.0, segment.end / duration)))
+    t_done = time.perf_counter()
+    # Figures only, never text: the transcript is personal data.
+    log.info("transcribed %.1f s of audio (%s, %d segments): decode %.2f s, model %.2f s (%.2fx real time)",
+             info.duration, info.language, len(transcript.segments), t_decoded - t0, t_done - t_decoded,
+             (t_done - t_decoded) / max(info.duration, 1.0 / SAMPLE_RATE))
+    return transcript
