@@ -67,7 +67,7 @@ def load_master_key(cfg: Config, *, create_dev_key: bool = False) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(new_key().hex().encode())
     log.warning("DEV MODE: master key read from the plain key file %s. A real box must use a TPM-sealed "
-                "systemd credential (LoadCredentialEncrypted=master-key); see provisioning/README.", path)
+                "systemd credential (LoadCredentialEncrypted=master-key); see provisioning/README.md.", path)
     return _parse_key(path.read_bytes(), str(path))
 
 

@@ -45,7 +45,7 @@ def gunicorn_command(cfg: Config) -> list[str]:
     cert, key = ensure_self_signed(cfg.paths.tls)
     return [sys.executable, "-m", "gunicorn", "--bind", f"{cfg.web.host}:{cfg.web.port}",
             "--certfile", str(cert), "--keyfile", str(key), "--workers", str(cfg.web.workers),
-            "--worker-class", "gthread", "--threads", "4", "--timeout", "300",
+            "--worker-class", "gthread", "--threads", "4", "--timeout", "300", "--no-control-socket",
             "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',  # path only: no query strings
             "web.wsgi:app"]
 
