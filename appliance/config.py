@@ -29,8 +29,8 @@ class PathsConfig(_Strict):
     models_dir: Path | None = Field(None, title="Model store (default: <state_dir>/models)")
 
     @property
-    def db(self) -> Path:
-        return self.state_dir / "appliance.db"
+    def db_lock(self) -> Path:
+        return self.state_dir / "db.lock"
 
     @property
     def blobs(self) -> Path:

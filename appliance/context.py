@@ -16,11 +16,25 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Appliance:
     cfg: Config
-    db_key: bytes
+    master_key: bytes
     blobs: BlobStore
 
+    def current_db(self) -> keys.DbKey:
+        """Read on every connect: a purge may have re-keyed the database into a new generation."""
+        return keys.load_db_key(self.cfg, self.master_key)
+
+    @property
+    def db_file(self):
+        return keys.db_path(self.cfg, self.current_db().generation)
+
     def connect(self) -> db.Connection:
-        return db.connect(self.cfg.paths.db, self.db_key)
+        fd = db.lock_shared(self.cfg.paths.db_lock)
+        try:
+            current = self.current_db()
+            return db.connect(keys.db_path(self.cfg, current.generation), current.key, lock_fd=fd)
+        except BaseException:
+            os.close(fd)
+            raise
 
 
 def init_state(cfg: Config) -> Appliance:
@@ -32,7 +46,8 @@ def init_state(cfg: Config) -> Appliance:
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(cfg.paths.state_dir, 0o700)
     master = keys.load_master_key(cfg, create_dev_key=True)
-    app = Appliance(cfg, keys.load_db_key(cfg, master, create=True), BlobStore(cfg.paths.blobs))
+    keys.load_db_key(cfg, master, create=True)
+    app = Appliance(cfg, master, BlobStore(cfg.paths.blobs))
     conn = app.connect()
     try:
         db.migrate(conn)
@@ -44,4 +59,6 @@ def init_state(cfg: Config) -> Appliance:
 def open_appliance(cfg: Config) -> Appliance:
     """Unlock an initialised state dir (raises KeyError_ with a fix-it hint when it is not)."""
     master = keys.load_master_key(cfg)
-    return Appliance(cfg, keys.load_db_key(cfg, master), BlobStore(cfg.paths.blobs))
+    app = Appliance(cfg, master, BlobStore(cfg.paths.blobs))
+    app.current_db()  # fail now, with the fix-it hint, if the state dir is not initialised
+    return app

@@ -6,8 +6,11 @@ so that the web workers, the asr worker and the CLI serialise cleanly in WAL mod
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -19,12 +22,57 @@ from appliance.errors import KeyError_
 
 log = logging.getLogger(__name__)
 
-Connection = sqlcipher3.Connection
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def connect(path: Path, key: bytes) -> Connection:
-    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+class Connection(sqlcipher3.Connection):
+    """A SQLCipher connection that may hold the state dir's shared "database in use" lock.
+
+    The purge re-keys the database into a new file; it takes the lock exclusively, so no process
+    keeps writing to the old file after the switch. The lock is released when the connection closes.
+    """
+
+    lock_fd: int | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            fd, self.lock_fd = self.lock_fd, None
+            if fd is not None:
+                os.close(fd)  # closing the descriptor releases the flock
+
+
+def lock_shared(lock_path: Path) -> int:
+    """Block until no re-key is in progress, then hold a shared lock (returned as an fd)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lock_exclusive(lock_path: Path, timeout_s: float) -> int:
+    """Wait until every connection is closed (polling, so new readers cannot starve us forever)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise TimeoutError(f"database still in use after {timeout_s:.0f} s") from None
+            time.sleep(0.05)
+
+
+def connect(path: Path, key: bytes, *, lock_fd: int | None = None) -> Connection:
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30,
+                              factory=Connection)
+    conn.lock_fd = lock_fd
     # Raw 256-bit key: no passphrase KDF needed, the key is random.
     conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
     try:

@@ -10,9 +10,13 @@ cannot be swapped for another kind of wrapped value.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -89,23 +93,67 @@ def db_key_path(cfg: Config) -> Path:
     return cfg.paths.state_dir / "db.key.wrapped"
 
 
-def load_db_key(cfg: Config, master: bytes, *, create: bool = False) -> bytes:
+@dataclass(frozen=True)
+class DbKey:
+    """The current database: its generation (names the file) and its key.
+
+    The wrapped-key file is the single commit point of a re-key: it names the generation whose file
+    the key opens, and it is replaced atomically. A database file of another generation is stale.
+    """
+
+    generation: int
+    key: bytes
+
+
+def db_path(cfg: Config, generation: int) -> Path:
+    return cfg.paths.state_dir / f"appliance-{generation}.db"
+
+
+def _write_db_key(cfg: Config, master: bytes, generation: int, key: bytes) -> None:
+    path = db_key_path(cfg)
+    record = {"generation": generation, "wrapped": wrap(master, key, f"database key {generation}").hex()}
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load_db_key(cfg: Config, master: bytes, *, create: bool = False) -> DbKey:
     path = db_key_path(cfg)
     if not path.exists():
         if not create:
             raise KeyError_(f"No database key at {path}; run `appliance init`")
-        key = new_key()
+        key = DbKey(1, new_key())
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(wrap(master, key, "database key"))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        _write_db_key(cfg, master, key.generation, key.key)
         return key
-    return unwrap(master, path.read_bytes(), "database key")
+    try:
+        record = json.loads(path.read_text())
+        generation = int(record["generation"])
+        wrapped = bytes.fromhex(record["wrapped"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyError_(f"Database key file {path} is malformed; restore it from backup") from exc
+    return DbKey(generation, unwrap(master, wrapped, f"database key {generation}"))
+
+
+def commit_new_db_key(cfg: Config, master: bytes, generation: int, key: bytes) -> None:
+    """Make `generation` (whose file must already be complete and synced) the current database."""
+    _write_db_key(cfg, master, generation, key)
 
 
 def fingerprint(key: bytes) -> str:
     """A short non-reversible id of a key for receipts and doctor output."""
-    import hashlib
-
     return hashlib.sha256(b"samtalsstod-key-fp" + key).hexdigest()[:16]
+
+
+def derive(master: bytes, purpose: str) -> bytes:
+    """A subkey of the master key for one purpose (e.g. the audit log's HMAC key)."""
+    return hmac.new(master, b"samtalsstod subkey v1:" + purpose.encode(), hashlib.sha256).digest()

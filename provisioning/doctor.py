@@ -46,8 +46,8 @@ def _keys_and_db(cfg: Config) -> list[Check]:
         out.append(Check("master key", True, "DEV key file in the state dir (not for production)",
                          "use LoadCredentialEncrypted=master-key (TPM2-sealed) on a real box", warning=True))
     try:
-        db_key = keys.load_db_key(cfg, master)
-        conn = db.connect(cfg.paths.db, db_key)
+        current = keys.load_db_key(cfg, master)
+        conn = db.connect(keys.db_path(cfg, current.generation), current.key)
         try:
             version = db.schema_version(conn)
             integrity = conn.execute("PRAGMA cipher_integrity_check").fetchall()
@@ -60,7 +60,8 @@ def _keys_and_db(cfg: Config) -> list[Check]:
         out.append(Check("database", False, f"{len(integrity)} page(s) fail the cipher integrity check",
                          "restore the database from backup"))
     else:
-        out.append(Check("database", True, f"SQLCipher, schema version {version}, key {keys.fingerprint(db_key)}"))
+        out.append(Check("database", True, f"SQLCipher, schema version {version}, generation {current.generation}, "
+                         f"key {keys.fingerprint(current.key)}"))
     return out
 
 

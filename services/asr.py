@@ -1,8 +1,10 @@
 """The asr unit: claims transcription jobs, decrypts audio in memory, runs Whisper, stores segments.
 
-The model is loaded once per process. A lease heartbeat runs in a thread so a long segment never
-lets the lease lapse; if the worker is killed, the lease expires and the job is retried. Results are
-written in one transaction that first checks the lease is still ours, so each job lands exactly once.
+The model is loaded once per process. Database connections are short-lived (claim, progress, result),
+never held across the transcription itself, so a purge can re-key the database meanwhile. A lease
+heartbeat runs in a thread so a long segment never lets the lease lapse; if the worker is killed, the
+lease expires and the job is retried. Results are written in one transaction that first checks the
+lease is still ours, so each job lands exactly once.
 Run: `appliance asr` or `python -m services.asr`.
 """
 
@@ -14,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from contextlib import closing
 
 from appliance import audit, clock, jobs
 from appliance.config import Config, load_config
@@ -45,14 +48,11 @@ class _LeaseKeeper(threading.Thread):
         self.lost = False
 
     def run(self) -> None:
-        conn = self._app.connect()
-        try:
-            while not self._done.wait(self._lease_s / 3):
+        while not self._done.wait(self._lease_s / 3):
+            with closing(self._app.connect()) as conn:
                 if not jobs.renew(conn, self._job_id, self._worker, self._lease_s):
                     self.lost = True
                     return
-        finally:
-            conn.close()
 
     def stop(self) -> None:
         self._done.set()
@@ -66,7 +66,6 @@ class AsrWorker:
         self.transcriber = transcriber
         self.worker = worker_id or f"asr:{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
-        self.conn: Connection = app.connect()
 
     def run_forever(self) -> None:
         log.info("asr worker %s ready (model %s)", self.worker, self.transcriber.name)
@@ -77,8 +76,8 @@ class AsrWorker:
 
     def run_once(self) -> bool:
         """Process one job if there is one. Returns whether a job was claimed."""
-        job = jobs.claim(self.conn, self.worker, TRANSCRIBE_JOB, self.cfg.asr.lease_seconds,
-                         self.cfg.asr.max_attempts)
+        with closing(self.app.connect()) as conn:
+            job = jobs.claim(conn, self.worker, TRANSCRIBE_JOB, self.cfg.asr.lease_seconds, self.cfg.asr.max_attempts)
         if job is None:
             return False
         log.info("job %s claimed (recording %s, attempt %s)", job.id, job.recording_id, job.attempts)
@@ -99,11 +98,13 @@ class AsrWorker:
         return True
 
     def _process(self, job: jobs.Job, keeper: _LeaseKeeper) -> None:
-        conn = self.conn
-        row = conn.execute("SELECT dek, language, duration FROM recordings WHERE id = ?",
-                           (job.recording_id,)).fetchone()
-        conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
-                     (job.recording_id,))
+        with closing(self.app.connect()) as conn:
+            row = conn.execute("SELECT dek, language, duration FROM recordings WHERE id = ?",
+                               (job.recording_id,)).fetchone()
+            if row is None:  # deleted meanwhile; the job row went with it
+                return
+            conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
+                         (job.recording_id,))
         with self.app.blobs.open(job.recording_id, row["dek"]) as reader:
             data = reader.read_all()  # decrypted into memory only
         options = TranscribeOptions(language=row["language"] or self.cfg.asr.language,
@@ -118,14 +119,15 @@ class AsrWorker:
                 raise Stopping
             now = time.monotonic()
             if now - last_write >= _PROGRESS_WRITE_INTERVAL:
-                conn.execute("UPDATE recordings SET progress = ? WHERE id = ?",
-                             (min(progress, 0.99), job.recording_id))
+                with closing(self.app.connect()) as conn:
+                    conn.execute("UPDATE recordings SET progress = ? WHERE id = ?",
+                                 (min(progress, 0.99), job.recording_id))
                 last_write = now
 
         started = time.monotonic()
         transcript = transcribe_audio(self.transcriber, data, options, on_segment=on_segment)
         del data
-        with transaction(conn):
+        with closing(self.app.connect()) as conn, transaction(conn):
             if not jobs.holds_lease(conn, job.id, self.worker):
                 log.warning("job %s: lease lost before commit; result discarded", job.id)
                 return
@@ -141,22 +143,22 @@ class AsrWorker:
                  transcript.info.duration, time.monotonic() - started)
 
     def _fail(self, job: jobs.Job, code: str, message: str) -> None:
-        with transaction(self.conn):
-            jobs.mark_failed(self.conn, job.id, code)
-            self.conn.execute("UPDATE recordings SET status = 'failed', error = ? WHERE id = ?",
-                              (message, job.recording_id))
-            audit.record(self.conn, ACTOR, "recording.transcribe", f"recording:{job.recording_id}",
+        with closing(self.app.connect()) as conn, transaction(conn):
+            jobs.mark_failed(conn, job.id, code)
+            conn.execute("UPDATE recordings SET status = 'failed', error = ? WHERE id = ?",
+                         (message, job.recording_id))
+            audit.record(conn, ACTOR, "recording.transcribe", f"recording:{job.recording_id}",
                          result="failed", detail=code)
         log.warning("job %s failed permanently: %s", job.id, code)
 
     def _release(self, job: jobs.Job) -> None:
         """Give the job back to the queue now instead of waiting for the lease to lapse."""
-        with transaction(self.conn):
-            if jobs.holds_lease(self.conn, job.id, self.worker):
-                self.conn.execute(
+        with closing(self.app.connect()) as conn, transaction(conn):
+            if jobs.holds_lease(conn, job.id, self.worker):
+                conn.execute(
                     "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, updated_at = ? "
                     "WHERE id = ?", (clock.now(), job.id))
-                self.conn.execute("UPDATE recordings SET status = 'queued' WHERE id = ?", (job.recording_id,))
+                conn.execute("UPDATE recordings SET status = 'queued' WHERE id = ?", (job.recording_id,))
 
 
 def _store_segments(conn: Connection, recording_id: str, segments: list[Segment]) -> None:

@@ -67,7 +67,7 @@ def test_worker_transcribes_and_nothing_plain_on_disk(app, sv_clip, transcriber)
     canaries.add(speech)
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # leave some content in the WAL as well
     files = [p for p in app.cfg.paths.state_dir.rglob("*") if p.is_file()]
-    assert any(p.name.endswith("-wal") for p in files) or app.cfg.paths.db.exists()
+    assert any(p.name.endswith("-wal") for p in files) or app.db_file.exists()
     assert any(p.suffix == ".blob" for p in files)
     for p in files:
         raw = p.read_bytes()

@@ -9,7 +9,7 @@ from appliance.errors import KeyError_
 def test_database_is_sqlcipher_encrypted(app_ctx, conn):
     conn.execute("INSERT INTO app_secrets (name, value) VALUES ('canary', 'KANARIEFAGEL-HEMLIG')")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw = app_ctx.cfg.paths.db.read_bytes()
+    raw = app_ctx.db_file.read_bytes()
     assert not raw.startswith(b"SQLite format 3")
     assert b"KANARIEFAGEL" not in raw
     assert conn.execute("PRAGMA cipher_version").fetchone()[0].startswith("4.")
@@ -17,13 +17,13 @@ def test_database_is_sqlcipher_encrypted(app_ctx, conn):
 
 def test_wrong_db_key_refused(app_ctx):
     with pytest.raises(KeyError_, match="wrong key"):
-        db.connect(app_ctx.cfg.paths.db, keys.new_key())
+        db.connect(app_ctx.db_file, keys.new_key())
 
 
 def test_db_key_is_wrapped_by_master_key(app_ctx, state_env):
     cfg = app_ctx.cfg
     wrapped = keys.db_key_path(cfg).read_bytes()
-    assert app_ctx.db_key not in wrapped
+    assert app_ctx.current_db().key not in wrapped and app_ctx.current_db().key.hex() not in wrapped.decode()
     keys.dev_master_key_path(cfg).write_text(keys.new_key().hex())
     with pytest.raises(KeyError_, match="master key is not the one"):
         open_appliance(cfg)
@@ -37,7 +37,7 @@ def test_systemd_credential_preferred(tmp_path, monkeypatch, state_env):
     cfg = load_config(environ=state_env)
     app = init_state(cfg)
     assert not keys.dev_master_key_path(cfg).exists()
-    assert open_appliance(cfg).db_key == app.db_key
+    assert open_appliance(cfg).current_db() == app.current_db()
 
 
 def test_missing_credential_is_actionable(tmp_path, monkeypatch, state_env):
