@@ -41,6 +41,8 @@ class FasterWhisperTranscriber:
         import ctranslate2
         from faster_whisper import WhisperModel
 
+        from models.whisper_features import ChunkedFeatureExtractor
+
         # Whisper falls back to sampling (temperature > 0) on doubtful audio; a fixed seed makes the same
         # file give the same transcript. CTranslate2 seeds each worker thread when it first samples.
         ctranslate2.set_random_seed(asr_config.seed)
@@ -54,6 +56,10 @@ class FasterWhisperTranscriber:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"Could not load Whisper model {model_dir.name} on {asr_config.device} "
                              f"({asr_config.compute_type}): {exc}") from exc
+        # faster-whisper's FeatureExtractor computes the STFT of the whole recording at once (~500 MB of
+        # temporaries for 10 minutes, growing with the file). The chunked one gives the same features,
+        # bit for bit, in blocks of 30 s; transcribe() reaches features only through this attribute.
+        self._model.feature_extractor = ChunkedFeatureExtractor.like(self._model.feature_extractor)
 
     def transcribe(self, audio: np.ndarray,
                    options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
