@@ -12,6 +12,7 @@ from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from appliance.audit import AuditUnavailable
 from appliance.errors import (
     ApplianceError,
     AuthError,
@@ -28,7 +29,7 @@ from web.i18n import _
 log = logging.getLogger(__name__)
 
 _STATUS = [(NotFound, 404), (Throttled, 429), (AuthError, 401), (BadAudio, 400), (IntegrityError, 500),
-           (KeyError_, 500), (ModelError, 503)]
+           (KeyError_, 500), (ModelError, 503), (AuditUnavailable, 503)]
 
 _HTTP_MESSAGES = {
     400: ("Felaktig begäran", "Begäran kunde inte behandlas. Gå tillbaka och försök igen."),

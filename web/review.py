@@ -1,0 +1,217 @@
+"""Log review (logguppföljning) for the responsible person: ids, actions and results, never content.
+
+Only users with the `responsible` role may open it (everyone else gets 404, as for any page they may not
+see). Every view of the page is itself audited as `review.read`, with the filters used.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, g, render_template, request
+
+from appliance import audit
+from appliance.db import Connection
+from web import appliance, db
+from web.auth import login_required
+from web.i18n import _
+from web.views import TZ
+
+bp = Blueprint("review", __name__)
+
+ROLE = "responsible"
+SHOWN = 200          # newest matching records listed
+SECTION_ROWS = 100   # newest purge receipts / reads by others listed
+MAX_SAMPLE = 500
+DEFAULT_SAMPLE = 20
+READ_ACTIONS = ("recording.read", "recording.audio")
+RECEIPT_ACTION = "purge.receipt"
+
+_ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,63}$")
+_REC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+@dataclass
+class Filters:
+    user: int | None = None
+    action: str = ""
+    recording: str = ""
+    since: date | None = None
+    until: date | None = None
+    sample: int | None = None
+    sample_size: int = DEFAULT_SAMPLE
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def since_ts(self) -> float | None:
+        return datetime(self.since.year, self.since.month, self.since.day, tzinfo=TZ).timestamp() \
+            if self.since else None
+
+    @property
+    def until_ts(self) -> float | None:  # the whole "until" day is included
+        if not self.until:
+            return None
+        return (datetime(self.until.year, self.until.month, self.until.day, tzinfo=TZ) + timedelta(days=1)).timestamp()
+
+    def in_range(self, rec: dict) -> bool:
+        lo, hi = self.since_ts, self.until_ts
+        return (lo is None or rec["ts"] >= lo) and (hi is None or rec["ts"] < hi)
+
+    def matches(self, rec: dict) -> bool:
+        if self.user is not None and rec["actor"] != f"user:{self.user}" and rec["target"] != f"user:{self.user}":
+            return False
+        if self.action and rec["action"] != self.action:
+            return False
+        if self.recording and rec["target"] != f"recording:{self.recording}":
+            return False
+        return self.in_range(rec)
+
+    def audit_data(self) -> dict[str, Any]:
+        return {"user": f"user:{self.user}" if self.user is not None else None, "action": self.action or None,
+                "recording": self.recording or None, "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None, "sample": self.sample}
+
+
+def _parse_date(value: str, label: str, errors: list[str]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(_("%(field)s: ange ett datum som ÅÅÅÅ-MM-DD.", field=label))
+        return None
+
+
+def _filters() -> Filters:
+    args = request.args
+    f = Filters()
+    user = args.get("user", "").strip().removeprefix("user:")
+    if user:
+        if user.isdigit() and len(user) <= 12:
+            f.user = int(user)
+        else:
+            f.errors.append(_("Användar-id: ange ett nummer."))
+    action = args.get("action", "").strip()
+    if action and not _ACTION.match(action):
+        f.errors.append(_("Händelse: välj en händelse i listan."))
+    else:
+        f.action = action
+    recording = args.get("recording", "").strip().removeprefix("recording:")
+    if recording and not _REC_ID.match(recording):
+        f.errors.append(_("Inspelnings-id: ange id:t med bokstäver och siffror."))
+    else:
+        f.recording = recording
+    f.since = _parse_date(args.get("since", "").strip(), _("Från"), f.errors)
+    f.until = _parse_date(args.get("until", "").strip(), _("Till"), f.errors)
+    if f.since and f.until and f.since > f.until:
+        f.errors.append(_("Från-datumet ligger efter till-datumet."))
+    size = args.get("n", "").strip()
+    if size:
+        if size.isdigit() and 1 <= int(size) <= MAX_SAMPLE:
+            f.sample_size = int(size)
+        else:
+            f.errors.append(_("Antal: ange ett tal från 1 till %(max)s.", max=MAX_SAMPLE))
+    if "sample" in args and not f.errors:
+        f.sample = f.sample_size
+    return f
+
+
+@dataclass
+class Review:
+    total: int = 0
+    shown: deque = field(default_factory=lambda: deque(maxlen=SHOWN))
+    sample: list[dict] = field(default_factory=list)
+    receipts: deque = field(default_factory=lambda: deque(maxlen=SECTION_ROWS))
+    reads: list[dict] = field(default_factory=list)
+    actions: set[str] = field(default_factory=set)
+
+
+def _owners(conn: Connection, rec_ids: list[str]) -> dict[str, int]:
+    owners: dict[str, int] = {}
+    for i in range(0, len(rec_ids), 500):
+        chunk = rec_ids[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT id, owner_id FROM recordings WHERE id IN ({marks})", chunk):  # noqa: S608
+            owners[row["id"]] = row["owner_id"]
+    return owners
+
+
+def _collect(conn: Connection, f: Filters) -> Review:
+    out = Review()
+    rng = secrets.SystemRandom()
+    creators: dict[str, str] = {}  # recording id → the actor that created it (owner, also after a purge)
+    reads: deque = deque(maxlen=SECTION_ROWS * 10)
+    for rec in audit.iter_entries(appliance()):
+        out.actions.add(rec["action"])
+        target = rec["target"]
+        if rec["action"] == "recording.create" and target.startswith("recording:"):
+            creators[target.removeprefix("recording:")] = rec["actor"]
+        if f.matches(rec):
+            out.total += 1
+            out.shown.append(rec)
+            if f.sample:  # reservoir sampling: every match equally likely, one pass
+                if len(out.sample) < f.sample:
+                    out.sample.append(rec)
+                else:
+                    j = rng.randrange(out.total)
+                    if j < f.sample:
+                        out.sample[j] = rec
+        if not f.in_range(rec):
+            continue
+        if rec["action"] == RECEIPT_ACTION:
+            out.receipts.append(rec)
+        elif rec["action"] in READ_ACTIONS and rec["result"] == "ok" and target.startswith("recording:"):
+            reads.append(rec)
+    ids = sorted({r["target"].removeprefix("recording:") for r in reads})
+    in_db = _owners(conn, ids)
+    for rec in reads:
+        rid = rec["target"].removeprefix("recording:")
+        owner = f"user:{in_db[rid]}" if rid in in_db else creators.get(rid)
+        if owner != rec["actor"]:
+            out.reads.append({**rec, "recording": rid, "owner": owner, "exists": rid in in_db})
+    out.reads = out.reads[-SECTION_ROWS:]
+    out.sample.sort(key=lambda r: r["seq"])
+    return out
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def data_summary(data: dict | None) -> list[tuple[str, str]]:
+    """A receipt's data for display: numbers and ids as they are, id lists as a count."""
+    if not data:
+        return []
+    items = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            shown = _("%(n)s st", n=len(value))
+        elif value is None:
+            shown = "–"
+        elif isinstance(value, float):
+            shown = f"{value:.1f}"
+        else:
+            shown = str(value)
+        items.append((key, shown))
+    return items
+
+
+@bp.get("/review")
+@login_required
+def index():
+    if ROLE not in g.user.roles:
+        abort(404)
+    f = _filters()
+    conn = db()
+    integrity = audit.verify(appliance())
+    result = None if f.errors or not integrity.ok else _collect(conn, f)  # a broken log: the banner says so
+    # Audited before anything is shown; if the record cannot be written the page is refused.
+    audit.record(conn, g.user.actor, "review.read", "audit:log", role=ROLE,
+                 result="failed" if f.errors else "ok", data=f.audit_data() if not f.errors else None)
+    return render_template("review.html", f=f, r=result, integrity=integrity, data_summary=data_summary, when=when,
+                           max_sample=MAX_SAMPLE, shown_max=SHOWN), 400 if f.errors else 200
