@@ -9,9 +9,12 @@ STATE_DIR   ?= var
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: espeak-ng/sox make real Swedish test audio, chromium drives the browser tests.
 TEST_APT    := espeak-ng sox libsox-fmt-all chromium chromium-driver
+# Debian packages to build systemd-python (the audit log's journald mirror) when pip installs the appliance.
+RUN_APT     := gcc pkg-config libsystemd-dev python3-dev
 STAMP_RUN   := $(VENV)/.stamp-run
 STAMP_DEV   := $(VENV)/.stamp-dev
 STAMP_APT   := $(VENV)/.stamp-apt-test
+STAMP_APT_RUN := $(VENV)/.stamp-apt-run
 MODELS_OK   := $(STATE_DIR)/models/.embedded-ok
 
 .PHONY: run test lint install models bench clean-state help
@@ -26,7 +29,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP_RUN): pyproject.toml | $(PY)
+$(STAMP_RUN): pyproject.toml $(STAMP_APT_RUN) | $(PY)
 	$(PY) -m pip install -q -e .
 	touch $@
 
@@ -36,6 +39,14 @@ $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
 
 $(STAMP_APT): | $(PY)
 	@missing=$$(for p in $(TEST_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	touch $@
+
+$(STAMP_APT_RUN): | $(PY)
+	@missing=$$(for p in $(RUN_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

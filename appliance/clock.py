@@ -1,8 +1,13 @@
-"""Time. The retention issue adds the hardware-clock cross-check; everything asks this module."""
+"""Time you can trust: the system clock cross-checked with the hardware clock (RTC).
+
+Retention decisions take a `Reading` of both clocks. When they disagree, retention errs toward
+deletion: material counts as old if *either* clock says so (see appliance.retention).
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 RTC_SINCE_EPOCH = Path("/sys/class/rtc/rtc0/since_epoch")
@@ -18,3 +23,26 @@ def rtc_now(path: Path = RTC_SINCE_EPOCH) -> float | None:
         return float(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class Reading:
+    system: float
+    rtc: float | None
+
+    @property
+    def skew(self) -> float | None:
+        """Hardware minus system clock in seconds (None without an RTC)."""
+        return None if self.rtc is None else self.rtc - self.system
+
+    def disagrees(self, tolerance_s: float) -> bool:
+        return self.skew is not None and abs(self.skew) > tolerance_s
+
+    @property
+    def latest(self) -> float:
+        """The later of the two clocks: the one that makes material older."""
+        return self.system if self.rtc is None else max(self.system, self.rtc)
+
+
+def read(rtc_path: Path = RTC_SINCE_EPOCH) -> Reading:
+    return Reading(now(), rtc_now(rtc_path))

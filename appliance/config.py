@@ -7,11 +7,13 @@ Secrets never live here: keys come from systemd credentials or the dev key file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from appliance.errors import ConfigError
 
@@ -75,10 +77,53 @@ class AsrConfig(_Strict):
     max_attempts: int = Field(3, ge=1, title="Attempts before a job is marked failed")
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_WHEN = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class RetentionConfig(_Strict):
+    max_age_hours: float = Field(48, gt=0, le=24 * 365, title="Material older than this is purged")
+    purge_at: str = Field("Fri 18:00", pattern=_WHEN, title="Weekly purge (weekday HH:MM, local time)")
+    timezone: str = Field("Europe/Stockholm", title="Time zone of purge_at and reminders")
+    reminders: tuple[str, ...] = Field(("Thu 12:00", "Fri 12:00"), title="When to remind before each purge")
+    rtc_path: Path = Field(Path("/sys/class/rtc/rtc0/since_epoch"), title="Hardware clock (seconds since epoch)")
+    clock_tolerance_seconds: float = Field(120, gt=0, title="Clock disagreement that raises an alarm")
+    purge_overdue_days: int = Field(7, ge=1, title="Warn admins and fail doctor after this long without a purge")
+    lock_timeout_seconds: float = Field(600, gt=0, title="How long the purge waits for running work to finish")
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.match(_WHEN, item):
+                raise ValueError(f"reminder {item!r} must look like 'Thu 12:00'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class MailConfig(_Strict):
+    enabled: bool = Field(False, title="Send reminder e-mails through the office SMTP relay")
+    smtp_host: str = Field("localhost", title="SMTP relay inside the office network")
+    smtp_port: int = Field(25, ge=1, le=65535, title="SMTP port")
+    starttls: bool = Field(False, title="Use STARTTLS")
+    sender: str = Field("samtalsstod@localhost", title="From address")
+    base_url: str = Field("https://127.0.0.1:8443", title="Link in reminder e-mails")
+
+
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     web: WebConfig = WebConfig()
     asr: AsrConfig = AsrConfig()
+    retention: RetentionConfig = RetentionConfig()
+    mail: MailConfig = MailConfig()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:

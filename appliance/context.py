@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from appliance import db, keys
+from appliance import audit, db, keys
 from appliance.blobstore import BlobStore
 from appliance.config import Config
 
@@ -27,13 +27,21 @@ class Appliance:
     def db_file(self):
         return keys.db_path(self.cfg, self.current_db().generation)
 
-    def connect(self) -> db.Connection:
-        fd = db.lock_shared(self.cfg.paths.db_lock)
+    def connect(self, *, lock: bool = True) -> db.Connection:
+        """A connection to the current database generation.
+
+        `lock=False` is only for the purge, which already holds the lock exclusively.
+        """
+        fd = db.lock_shared(self.cfg.paths.db_lock) if lock else None
         try:
             current = self.current_db()
-            return db.connect(keys.db_path(self.cfg, current.generation), current.key, lock_fd=fd)
+            conn = db.connect(keys.db_path(self.cfg, current.generation), current.key, lock_fd=fd)
+            conn.cfg = self.cfg  # lets the access check apply the retention deadline
+            conn.audit_sink = audit.AuditLog.for_state(self.cfg, self.master_key)  # where audit.record() writes
+            return conn
         except BaseException:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             raise
 
 

@@ -33,6 +33,7 @@ class Connection(sqlcipher3.Connection):
     """
 
     lock_fd: int | None = None
+    cfg = None  # the Config of the appliance that opened it (set by Appliance.connect)
 
     def close(self) -> None:
         try:

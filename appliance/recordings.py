@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, jobs
+from appliance import access, audit, clock, jobs, retention
 from appliance.accounts import User
 from appliance.audio import probe_audio
 from appliance.context import Appliance
@@ -36,11 +36,14 @@ class RecordingSummary:
     error: str | None
     duration: float | None
     created_at: float
+    transferred_at: float | None = None
+    deadline: float | None = None  # when the purge deletes it
 
 
-def _summary(row) -> RecordingSummary:
+def _summary(row, cfg=None) -> RecordingSummary:
+    due = retention.deadline(cfg.retention, row["created_at"]) if cfg is not None else None
     return RecordingSummary(row["id"], row["title"], row["status"], row["progress"], row["error"],
-                            row["duration"], row["created_at"])
+                            row["duration"], row["created_at"], row["transferred_at"], due)
 
 
 def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: str, filename: str,
@@ -68,7 +71,7 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
                 "INSERT INTO recordings (id, owner_id, title, filename, mime, size, duration, language, dek, "
                 "status, created_at, created_at_rtc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
                 (rec_id, user.id, title, (filename or "")[:200], mime, len(data), info.duration,
-                 language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now()))
+                 language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now(app.cfg.retention.rtc_path)))
             jobs.enqueue(conn, TRANSCRIBE_JOB, rec_id)
             audit.record(conn, user.actor, "recording.create", f"recording:{rec_id}")
     except BaseException:
@@ -82,7 +85,7 @@ def list_for_user(conn: Connection, user: User) -> list[RecordingSummary]:
     if not user.can_read_content:
         return []
     rows = conn.execute("SELECT * FROM recordings WHERE owner_id = ? ORDER BY created_at DESC", (user.id,))
-    result = [_summary(r) for r in rows]
+    result = [_summary(r, conn.cfg) for r in rows if access.can_read(user, r, conn.cfg)]
     with transaction(conn):
         audit.record(conn, user.actor, "recording.list", user.actor, detail=f"count:{len(result)}")
     return result
@@ -92,12 +95,13 @@ def statuses_for_user(conn: Connection, user: User) -> list[dict]:
     """Status and progress only (no titles): polled by the list page, so not a content read."""
     if not user.can_read_content:
         return []
-    rows = conn.execute("SELECT id, status, progress FROM recordings WHERE owner_id = ?", (user.id,))
-    return [{"id": r["id"], "status": r["status"], "progress": round(r["progress"], 3)} for r in rows]
+    rows = conn.execute("SELECT * FROM recordings WHERE owner_id = ?", (user.id,))
+    return [{"id": r["id"], "status": r["status"], "progress": round(r["progress"], 3)} for r in rows
+            if access.can_read(user, r, conn.cfg)]
 
 
 def get_recording(conn: Connection, user: User, rec_id: str) -> RecordingSummary:
-    return _summary(access.require_recording(conn, user, rec_id, "recording.read"))
+    return _summary(access.require_recording(conn, user, rec_id, "recording.read"), conn.cfg)
 
 
 def transcript_segments(conn: Connection, rec_id: str) -> list[Segment]:
@@ -135,3 +139,17 @@ def open_audio(app: Appliance, conn: Connection, user: User, rec_id: str, start:
             reader.close()
 
     return AudioStream(row["mime"], reader.size, start, end, gen())
+
+
+def delete_recording(app: Appliance, conn: Connection, user: User, rec_id: str) -> None:
+    """The caseworker deletes a recording now: rows and blob at once, key material at the next re-key."""
+    access.require_recording(conn, user, rec_id, "recording.delete_request")
+    retention.delete_recordings(app, conn, [rec_id], actor=user.actor, action="recording.delete")
+
+
+def mark_transferred(conn: Connection, user: User, rec_id: str, transferred: bool) -> None:
+    """The caseworker has copied the reviewed text into the case system (or takes that back)."""
+    access.require_recording(conn, user, rec_id, "recording.mark_transferred")
+    with transaction(conn):
+        conn.execute("UPDATE recordings SET transferred_at = ? WHERE id = ?",
+                     (clock.now() if transferred else None, rec_id))

@@ -120,6 +120,43 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_purge(args: argparse.Namespace) -> int:
+    from appliance.retention import purge
+
+    logging.getLogger().setLevel(logging.INFO)
+    report = purge(_open(args), dry_run=args.dry_run)
+    r = report.reading
+    clocks = f"system {r.system:.0f}, hardware clock {'none' if r.rtc is None else f'{r.rtc:.0f}'}"
+    if report.clock_alarm:
+        print(f"CLOCK ALARM: the clocks disagree by {report.reading.skew:.0f} s; erring toward deletion")
+    if args.dry_run:
+        print(f"Dry run ({clocks}): {len(report.expired)} recording(s) would be deleted: {' '.join(report.expired)}")
+        return 0
+    print(f"Purged {len(report.expired)} recording(s), {report.orphan_blobs} orphaned blob(s); database re-keyed "
+          f"generation {report.old_generation} → {report.new_generation}, old key {report.old_key_fingerprint} "
+          f"destroyed ({clocks}). Receipt written to the audit log.")
+    return 0
+
+
+def _cmd_remind(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    from appliance.reminders import send_due
+
+    app = _open(args)
+    with closing(app.connect()) as conn:
+        print(f"Sent {send_due(app.cfg, conn)} reminder e-mail(s)")
+    return 0
+
+
+def _cmd_units_render(args: argparse.Namespace) -> int:
+    from provisioning.units import write
+
+    for path in write(load_config(args.config), Path(args.dir), Path(args.prefix)):
+        print(path)
+    return 0
+
+
 def _cmd_asr(args: argparse.Namespace) -> int:
     from services.asr import main as asr_main
 
@@ -142,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="dev: start web (https) + asr worker, create dev admin").set_defaults(fn=_cmd_run)
     sub.add_parser("asr", help="run the transcription worker").set_defaults(fn=_cmd_asr)
     sub.add_parser("doctor", help="preflight checks with fix-it hints").set_defaults(fn=_cmd_doctor)
+    from provisioning import audit_cli
+    audit_cli.register(sub)  # appliance audit verify|export|rotate
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(dest="sub", required=True)
     v = cfg.add_parser("validate", help="validate a TOML config file")
@@ -166,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     ur = user.add_parser("reset-password", help="set a new one-time password")
     ur.add_argument("name")
     ur.set_defaults(fn=_cmd_user_reset_password)
+
+    pg = sub.add_parser("purge", help="delete material past the retention age and re-key the database")
+    pg.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    pg.set_defaults(fn=_cmd_purge)
+    sub.add_parser("remind", help="e-mail purge reminders (counts and a link only)").set_defaults(fn=_cmd_remind)
+    units = sub.add_parser("units", help="systemd units").add_subparsers(dest="sub", required=True)
+    ur_ = units.add_parser("render", help="write the units with the schedule from the config")
+    ur_.add_argument("dir")
+    ur_.add_argument("--prefix", default="/opt/samtalsstod", help="installation directory")
+    ur_.set_defaults(fn=_cmd_units_render)
 
     t = sub.add_parser("transcribe", help="transcribe a file with the service's pipeline")
     t.add_argument("file")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliance import db, keys
+from appliance import clock, db, keys, retention
 from appliance.config import Config
 from appliance.errors import ApplianceError
 from models.store import model_status
@@ -88,8 +89,39 @@ def _tls(cfg: Config) -> Check:
     return Check("tls", False, "no certificate", "run `appliance init` (self-signed) or install the office CA's")
 
 
+def _clock(cfg: Config) -> Check:
+    reading = clock.read(cfg.retention.rtc_path)
+    if reading.rtc is None:
+        return Check("hardware clock", True, f"no readable RTC at {cfg.retention.rtc_path}: retention trusts the "
+                     "system clock alone", "enable the RTC (or point retention.rtc_path at it)", warning=True)
+    if reading.disagrees(cfg.retention.clock_tolerance_seconds):
+        return Check("hardware clock", False, f"hardware and system clocks differ by {reading.skew:.0f} s "
+                     "(retention errs toward deletion)", "fix time sync (chrony) and `hwclock --systohc`")
+    return Check("hardware clock", True, f"agrees with the system clock ({reading.skew:+.1f} s)")
+
+
+def _purge(cfg: Config) -> Check:
+    try:
+        master = keys.load_master_key(cfg)
+        current = keys.load_db_key(cfg, master)
+        conn = db.connect(keys.db_path(cfg, current.generation), current.key)
+    except Exception:  # noqa: BLE001 - reported by the database check
+        return Check("purge", False, "database unavailable", "see the database check")
+    try:
+        last = retention.last_successful_purge(conn)
+        overdue = retention.purge_overdue(cfg, conn)
+    finally:
+        conn.close()
+    when = "never" if last is None else dt.datetime.fromtimestamp(last).isoformat(timespec="minutes")
+    if overdue:
+        return Check("purge", False, f"no successful purge for more than {cfg.retention.purge_overdue_days} days "
+                     f"(last: {when})", "check `systemctl status appliance-purge.timer` and run `appliance purge`")
+    return Check("purge", True, f"last successful purge: {when}")
+
+
 def run_checks(cfg: Config) -> list[Check]:
-    steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls]
+    steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
+                                                            _clock, _purge]
     checks: list[Check] = []
     for step in steps:
         result = step(cfg)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance import recordings
+from appliance import recordings, reminders
 from appliance.errors import ApplianceError, BadAudio
 from web import appliance, db
 from web.auth import login_required
@@ -27,8 +27,11 @@ PENDING = ("queued", "transcribing")
 @bp.get("/")
 @login_required
 def index():
-    recs = recordings.list_for_user(db(), g.user)
-    return render_template("index.html", recordings=recs, pending=any(r.status in PENDING for r in recs))
+    conn = db()
+    recs = recordings.list_for_user(conn, g.user)
+    reminder = reminders.due(appliance().cfg, conn, g.user) if g.user.can_read_content else None
+    return render_template("index.html", recordings=recs, pending=any(r.status in PENDING for r in recs),
+                           reminder=reminder)
 
 
 @bp.get("/recordings/status")
@@ -69,6 +72,26 @@ def recording(rec_id: str):
     rec = recordings.get_recording(conn, g.user, rec_id)  # NotFound → 404 (web.errors)
     segments = recordings.transcript_segments(conn, rec.id) if rec.status == "ready" else []
     return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING)
+
+
+@bp.route("/recordings/<rec_id>/delete", methods=["GET", "POST"])
+@login_required
+def delete(rec_id: str):
+    """Confirm, then delete now: audio, transcript and everything derived (key material at the next re-key)."""
+    conn = db()
+    if request.method == "GET":
+        rec = recordings.get_recording(conn, g.user, rec_id)
+        return render_template("delete.html", rec=rec)
+    recordings.delete_recording(appliance(), conn, g.user, rec_id)
+    flash(_("Inspelningen är raderad."), "info")
+    return redirect(url_for("rec.index"), code=303)
+
+
+@bp.post("/recordings/<rec_id>/transferred")
+@login_required
+def transferred(rec_id: str):
+    recordings.mark_transferred(db(), g.user, rec_id, request.form.get("value") == "1")
+    return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 
 @bp.get("/recordings/<rec_id>/audio")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 
+from appliance import retention
 from web.i18n import _
 
 TZ = ZoneInfo("Europe/Stockholm")
@@ -43,8 +44,20 @@ def healthz():
     return jsonify(status="ok")
 
 
+def purge_banner() -> dict:
+    """Admins see a banner when the weekly purge has not succeeded for too long (DESIGN: retention)."""
+    user = g.get("user")
+    if user is None or "admin" not in user.roles:
+        return {"purge_overdue": False}
+    from web import appliance, db  # the app factory's module imports this one
+
+    cfg = appliance().cfg
+    return {"purge_overdue": retention.purge_overdue(cfg, db()), "purge_overdue_days": cfg.retention.purge_overdue_days}
+
+
 def init_app(app: Flask) -> None:
     app.add_url_rule("/healthz", "healthz", healthz)
+    app.context_processor(purge_banner)
     app.jinja_env.filters.update(clock_time=clock_time, local_time=local_time,
                                  iso_time=lambda ts: local_datetime(ts).isoformat(timespec="seconds"),
                                  status_label=status_label)
