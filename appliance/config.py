@@ -90,6 +90,7 @@ class RetentionConfig(_Strict):
     clock_tolerance_seconds: float = Field(120, gt=0, title="Clock disagreement that raises an alarm")
     purge_overdue_days: int = Field(7, ge=1, title="Warn admins and fail doctor after this long without a purge")
     lock_timeout_seconds: float = Field(600, gt=0, title="How long the purge waits for running work to finish")
+    audit_retention_days: int = Field(730, ge=30, title="Audit records are kept this long, whatever the purge deletes")
 
     @field_validator("reminders")
     @classmethod

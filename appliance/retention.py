@@ -147,6 +147,7 @@ class PurgeReport:
     stale_files: int = 0
     clock_alarm: bool = False
     reading: clock.Reading | None = None
+    audit_records_rotated: int = 0
 
 
 def _expired_ids(cfg: Config, conn: Connection, reading: clock.Reading) -> list[str]:
@@ -246,6 +247,8 @@ def purge(app: Appliance, *, dry_run: bool = False, reading: clock.Reading | Non
                 "orphan_blobs": report.orphan_blobs, "time_system": reading.system, "time_rtc": reading.rtc,
                 "old_key_fingerprint": report.old_key_fingerprint,
                 "new_key_fingerprint": keys.fingerprint(new.key)})
+            # The audit log has its own, longer retention; the content purge does not erase it.
+            report.audit_records_rotated = audit.rotate(conn, cfg.retention.audit_retention_days, now=reading.system)
         return report
     finally:
         os.close(lock_fd)

@@ -23,7 +23,8 @@ def appliance(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def env(tmp_path, model_store):
-    return {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store)}
+    return {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
+            "APPLIANCE_RETENTION__RTC_PATH": str(tmp_path / "no-rtc")}
 
 
 def _normalise(text: str) -> str:
@@ -76,6 +77,29 @@ def test_doctor_fails_with_hints_then_passes(env):
     assert out.returncode == 0, out.stdout
     assert "[OK  ] model whisper-base" in out.stdout
     assert "[WARN] master key" in out.stdout  # dev key file, said loudly
+    assert "[WARN] hardware clock: no readable RTC" in out.stdout
+
+
+def test_doctor_fails_on_clock_disagreement(env, tmp_path):
+    import time
+
+    appliance("init", env=env)
+    (tmp_path / "no-rtc").write_text(str(int(time.time()) + 3600))
+    out = appliance("doctor", env=env)
+    assert out.returncode == 1 and "[FAIL] hardware clock" in out.stdout and "hwclock" in out.stdout
+
+
+def test_purge_and_audit_verify_from_the_cli(env):
+    assert appliance("init", env=env).returncode == 0
+    dry = appliance("purge", "--dry-run", env=env)
+    assert dry.returncode == 0 and "0 recording(s) would be deleted" in dry.stdout
+    out = appliance("purge", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "generation 1 → 2" in out.stdout and "Receipt written" in out.stdout
+    verify = appliance("audit", "verify", env=env)
+    assert verify.returncode == 0 and "OK" in verify.stdout
+    export = appliance("audit", "export", "--format", "csv", env=env)
+    assert export.returncode == 0 and "purge.receipt" in export.stdout
 
 
 def test_doctor_detects_tampered_model(env, tmp_path, model_store):

@@ -269,3 +269,19 @@ def test_units_verify_and_calendar(tmp_path):
     for path in default:
         if path.suffix == ".timer":
             assert path.read_text() == (ROOT / "services" / "units" / path.name).read_text()
+
+
+def test_audit_log_outlives_the_content_purge_and_rotates_after_its_own_period(app, user, tone):
+    from appliance import audit
+
+    add(app, user, tone, THU_10, "kvar")
+    report = retention.purge(app, reading=Reading(FRI_18, FRI_18))
+    assert report.audit_records_rotated == 0  # two years' retention: nothing is old enough yet
+    with closing(app.connect()) as conn:
+        assert audit.entries(conn, action="recording.create")  # the content purge did not touch the log
+    later = FRI_18 + 800 * 86400
+    report = retention.purge(app, reading=Reading(later, later))
+    assert report.audit_records_rotated > 0
+    with closing(app.connect()) as conn:
+        assert not audit.entries(conn, action="recording.create")
+    assert audit.verify(app).ok
