@@ -37,21 +37,21 @@ $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-$(STAMP_APT): | $(PY)
-	@missing=$$(for p in $(TEST_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+# Installs the Debian packages of $(1) that are missing (apt-get update only when something is).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	touch $@
+endef
+
+$(STAMP_APT): | $(PY)
+	$(call apt_install,$(TEST_APT))
 
 $(STAMP_APT_RUN): | $(PY)
-	@missing=$$(for p in $(RUN_APT); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
-	fi
-	touch $@
+	$(call apt_install,$(RUN_APT))
 
 $(MODELS_OK): models/manifest.toml $(STAMP_RUN)
 	APPLIANCE_PATHS__STATE_DIR=$(STATE_DIR) $(APPLIANCE) models install-embedded
