@@ -1,9 +1,18 @@
-"""The one authorization function for content. Every content read goes through `require_recording`.
+"""The one place that decides access to content: `require_recording` and `require_folder`.
 
-A recording is visible to its owner if the owner holds a content role. Admin and responsible-person
-roles never grant content access. Material past its retention deadline is hidden even before the
-purge has run. A denied or unknown id raises NotFound (no existence leak), and
-both outcomes are audited.
+Access follows folders. A recording lies in a folder; the folder's owner and the users the owner shared
+it with (as `editor` or `viewer`) may act on it, as far as the action's permission allows:
+
+| permission | who                          | actions                                                        |
+| ---------- | ---------------------------- | -------------------------------------------------------------- |
+| viewer     | viewer, editor, owner        | recording.read/audio/list/status, folder.read                  |
+| editor     | editor, owner                | recording.rename/move/mark_transferred/delete_*, folder.upload/move_in |
+| owner      | the folder's owner           | folder.rename/share/unshare                                    |
+
+Only content roles (caseworker, manager) count; admin and responsible-person roles never grant content
+access and add nothing to a user who also holds a content role. Material past its retention deadline is
+hidden even before the purge has run. A denied or unknown id raises NotFound (404 in the web, never 403:
+no existence leak), and every allow and deny is audited with the role the user acted in.
 """
 
 from __future__ import annotations
@@ -14,12 +23,36 @@ from appliance.config import Config
 from appliance.db import Connection, transaction
 from appliance.errors import NotFound
 
+VIEWER, EDITOR, OWNER = "viewer", "editor", "owner"
+_RANK = {VIEWER: 1, EDITOR: 2, OWNER: 3}
 
-def can_read(user: User, recording_row, cfg: Config | None = None) -> bool:
-    """Owner with a content role, and the recording not past its retention deadline."""
-    if not (user.can_read_content and not user.disabled and recording_row["owner_id"] == user.id):
-        return False
-    return cfg is None or retention.visible(cfg, recording_row)
+RECORDING_ACTIONS: dict[str, str] = {
+    "recording.read": VIEWER,
+    "recording.audio": VIEWER,
+    "recording.list": VIEWER,
+    "recording.status": VIEWER,
+    "recording.rename": EDITOR,
+    "recording.move": EDITOR,
+    "recording.mark_transferred": EDITOR,
+    "recording.delete_confirm": EDITOR,
+    "recording.delete_request": EDITOR,
+}
+
+FOLDER_ACTIONS: dict[str, str] = {
+    "folder.read": VIEWER,
+    "folder.upload": EDITOR,
+    "folder.move_in": EDITOR,
+    "folder.rename": OWNER,
+    "folder.share": OWNER,
+    "folder.unshare": OWNER,
+}
+
+MSG_RECORDING = "Inspelningen finns inte eller så saknar du behörighet."
+MSG_FOLDER = "Mappen finns inte eller så saknar du behörighet."
+
+
+def allows(permission: str | None, needed: str) -> bool:
+    return permission is not None and _RANK[permission] >= _RANK[needed]
 
 
 def content_role(user: User) -> str | None:
@@ -27,14 +60,75 @@ def content_role(user: User) -> str | None:
     return next((r for r in ("caseworker", "manager") if r in user.roles), None)
 
 
-def require_recording(conn: Connection, user: User, recording_id: str, action: str):
-    """Return the recording row if `user` may perform `action` on it; audit either way."""
-    row = conn.execute("SELECT * FROM recordings WHERE id = ?", (recording_id,)).fetchone()
-    allowed = row is not None and can_read(user, row, conn.cfg)
-    safe_target = recording_id if recording_id.isalnum() and len(recording_id) <= 64 else "invalid"
+def folder_permission(conn: Connection, user: User, folder_id: int | None, owner_id: int | None) -> str | None:
+    """`owner`, `editor`, `viewer` or None: the user's right in a folder (given its id and owner)."""
+    if not user.can_read_content or user.disabled or folder_id is None:
+        return None
+    if owner_id == user.id:
+        return OWNER
+    row = conn.execute("SELECT role FROM folder_shares WHERE folder_id = ? AND user_id = ?",
+                       (folder_id, user.id)).fetchone()
+    return row["role"] if row else None
+
+
+def recording_permission(conn: Connection, user: User, recording_row, cfg: Config | None = None) -> str | None:
+    """The user's permission on a recording: from its folder, None once past the retention deadline.
+
+    A recording without a folder (a row written outside the upload path) counts as being in its
+    creator's private default folder.
+    """
+    if not user.can_read_content or user.disabled:
+        return None
+    folder_id = recording_row["folder_id"]
+    if folder_id is None:
+        permission = OWNER if recording_row["owner_id"] == user.id else None
+    else:
+        folder = conn.execute("SELECT owner_id FROM folders WHERE id = ?", (folder_id,)).fetchone()
+        permission = folder_permission(conn, user, folder_id, folder["owner_id"]) if folder else None
+    if permission is None or (cfg is not None and not retention.visible(cfg, recording_row)):
+        return None
+    return permission
+
+
+def can_read(conn: Connection, user: User, recording_row, cfg: Config | None = None) -> bool:
+    return allows(recording_permission(conn, user, recording_row, cfg), VIEWER)
+
+
+def _safe(value: object) -> str:
+    text = str(value)
+    return text if text.isalnum() and len(text) <= 64 else "invalid"
+
+
+def _audit(conn: Connection, user: User, action: str, target: str, allowed: bool) -> None:
     with transaction(conn):
-        audit.record(conn, user.actor, action, f"recording:{safe_target}", result="ok" if allowed else "denied",
+        audit.record(conn, user.actor, action, target, result="ok" if allowed else "denied",
                      role=content_role(user))
+
+
+def require_recording(conn: Connection, user: User, recording_id: str, action: str):
+    """Return the recording row if `user` may perform `action` on it; audit either way (404 on deny).
+
+    Callers that need the user's permission (to show or hide edit controls) ask `recording_permission`.
+    """
+    needed = RECORDING_ACTIONS[action]  # an unknown action is a programming error (KeyError)
+    row = conn.execute("SELECT * FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+    allowed = row is not None and allows(recording_permission(conn, user, row, conn.cfg), needed)
+    _audit(conn, user, action, f"recording:{_safe(recording_id)}", allowed)
     if not allowed:
-        raise NotFound("Inspelningen finns inte eller så saknar du behörighet.")
+        raise NotFound(MSG_RECORDING)
+    return row
+
+
+def require_folder(conn: Connection, user: User, folder_id: int | str, action: str):
+    """Return the folder row if `user` may perform `action` on it; audit either way (404 on deny)."""
+    needed = FOLDER_ACTIONS[action]
+    try:
+        fid = int(folder_id)
+    except (TypeError, ValueError):
+        fid = None
+    row = conn.execute("SELECT * FROM folders WHERE id = ?", (fid,)).fetchone() if fid is not None else None
+    allowed = row is not None and allows(folder_permission(conn, user, row["id"], row["owner_id"]), needed)
+    _audit(conn, user, action, f"folder:{_safe(folder_id)}", allowed)
+    if not allowed:
+        raise NotFound(MSG_FOLDER)
     return row

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, jobs, retention
+from appliance import access, audit, clock, folders, jobs, retention
 from appliance.accounts import User
 from appliance.audio import probe_audio
 from appliance.context import Appliance
@@ -38,22 +38,41 @@ class RecordingSummary:
     created_at: float
     transferred_at: float | None = None
     deadline: float | None = None  # when the purge deletes it
+    folder_id: int | None = None
+    folder_name: str = ""
+    permission: str | None = None  # the viewing user's: owner, editor or viewer
+
+    @property
+    def can_edit(self) -> bool:
+        return access.allows(self.permission, access.EDITOR)
 
 
-def _summary(row, cfg=None) -> RecordingSummary:
+def _summary(row, cfg=None, *, folder_name: str = "", permission: str | None = None) -> RecordingSummary:
     due = retention.deadline(cfg.retention, row["created_at"]) if cfg is not None else None
     return RecordingSummary(row["id"], row["title"], row["status"], row["progress"], row["error"],
-                            row["duration"], row["created_at"], row["transferred_at"], due)
+                            row["duration"], row["created_at"], row["transferred_at"], due,
+                            row["folder_id"], folder_name, permission)
+
+
+def _folder_name(conn: Connection, folder_id: int | None) -> str:
+    row = conn.execute("SELECT name FROM folders WHERE id = ?", (folder_id,)).fetchone() if folder_id else None
+    return row["name"] if row else folders.DEFAULT_NAME
 
 
 def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: str, filename: str,
-                       data: bytes, language: str | None = None) -> str:
+                       data: bytes, language: str | None = None, folder_id: int | str | None = None) -> str:
     """Validate the audio in memory, store it encrypted under a fresh DEK and queue transcription.
 
-    Raises BadAudio (nothing stored) for empty, oversize, corrupt or non-audio uploads.
+    The recording goes into `folder_id` (the user must own or edit it: access.require_folder, NotFound
+    otherwise) or the user's default folder. Raises BadAudio (nothing stored) for empty, oversize,
+    corrupt or non-audio uploads.
     """
     if not user.can_read_content:
         raise ApplianceError("Ditt konto har ingen behörighet att spela in eller ladda upp samtal.")
+    if folder_id is None or folder_id == "":
+        folder_id = folders.ensure_default(conn, user)
+    else:
+        folder_id = access.require_folder(conn, user, folder_id, "folder.upload")["id"]
     title = (title or "").strip()[:MAX_TITLE] or "Namnlös inspelning"
     max_bytes = app.cfg.web.max_upload_mb * 1024 * 1024
     if not data:
@@ -68,12 +87,13 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
     try:
         with transaction(conn):
             conn.execute(
-                "INSERT INTO recordings (id, owner_id, title, filename, mime, size, duration, language, dek, "
-                "status, created_at, created_at_rtc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (rec_id, user.id, title, (filename or "")[:200], mime, len(data), info.duration,
+                "INSERT INTO recordings (id, owner_id, folder_id, title, filename, mime, size, duration, language, "
+                "dek, status, created_at, created_at_rtc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (rec_id, user.id, folder_id, title, (filename or "")[:200], mime, len(data), info.duration,
                  language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now(app.cfg.retention.rtc_path)))
             jobs.enqueue(conn, TRANSCRIBE_JOB, rec_id)
-            audit.record(conn, user.actor, "recording.create", f"recording:{rec_id}")
+            audit.record(conn, user.actor, "recording.create", f"recording:{rec_id}", role=access.content_role(user),
+                         data={"folder": f"folder:{folder_id}"})
     except BaseException:
         app.blobs.delete(rec_id)
         raise
@@ -81,27 +101,54 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
     return rec_id
 
 
-def list_for_user(conn: Connection, user: User) -> list[RecordingSummary]:
+# Recordings the user can see through folders: own folders, folders shared with them, and rows written
+# outside the upload path (no folder) that they created. Retention hiding is applied in Python.
+_VISIBLE_SQL = (
+    "SELECT r.*, f.name AS folder_name, CASE WHEN f.id IS NULL OR f.owner_id = :u THEN 'owner' ELSE s.role END "
+    "AS permission FROM recordings r LEFT JOIN folders f ON f.id = r.folder_id "
+    "LEFT JOIN folder_shares s ON s.folder_id = f.id AND s.user_id = :u "
+    "WHERE (f.id IS NULL AND r.owner_id = :u) OR f.owner_id = :u OR s.user_id IS NOT NULL")
+
+
+def visible_rows(conn: Connection, user: User, *, folder_id: int | None = None, min_permission: str = "viewer",
+                 reading: clock.Reading | None = None):
+    """Rows (with `folder_name` and `permission`) the user may see now, newest first (not audited)."""
+    if not user.can_read_content or user.disabled:
+        return []
+    sql, params = _VISIBLE_SQL, {"u": user.id}
+    if folder_id is not None:
+        sql, params = sql.replace("WHERE (", "WHERE r.folder_id = :f AND ((") + ")", {**params, "f": folder_id}
+    rows = conn.execute(sql + " ORDER BY r.created_at DESC", params).fetchall()
+    if reading is None and conn.cfg is not None:
+        reading = clock.read(conn.cfg.retention.rtc_path)
+    return [r for r in rows if access.allows(r["permission"], min_permission)
+            and (conn.cfg is None or retention.visible(conn.cfg, r, reading))]
+
+
+def list_for_user(conn: Connection, user: User, folder_id: int | None = None) -> list[RecordingSummary]:
+    """Everything the user can see across their folders (or in one folder they may read), audited."""
     if not user.can_read_content:
         return []
-    rows = conn.execute("SELECT * FROM recordings WHERE owner_id = ? ORDER BY created_at DESC", (user.id,))
-    result = [_summary(r, conn.cfg) for r in rows if access.can_read(user, r, conn.cfg)]
+    folders.ensure_default(conn, user)
+    rows = visible_rows(conn, user, folder_id=folder_id)
+    result = [_summary(r, conn.cfg, folder_name=r["folder_name"] or folders.DEFAULT_NAME,
+                       permission=r["permission"]) for r in rows]
     with transaction(conn):
-        audit.record(conn, user.actor, "recording.list", user.actor, detail=f"count:{len(result)}")
+        audit.record(conn, user.actor, "recording.list", f"folder:{folder_id}" if folder_id else user.actor,
+                     detail=f"count:{len(result)}", role=access.content_role(user))
     return result
 
 
 def statuses_for_user(conn: Connection, user: User) -> list[dict]:
     """Status and progress only (no titles): polled by the list page, so not a content read."""
-    if not user.can_read_content:
-        return []
-    rows = conn.execute("SELECT * FROM recordings WHERE owner_id = ?", (user.id,))
-    return [{"id": r["id"], "status": r["status"], "progress": round(r["progress"], 3)} for r in rows
-            if access.can_read(user, r, conn.cfg)]
+    return [{"id": r["id"], "status": r["status"], "progress": round(r["progress"], 3)}
+            for r in visible_rows(conn, user)]
 
 
-def get_recording(conn: Connection, user: User, rec_id: str) -> RecordingSummary:
-    return _summary(access.require_recording(conn, user, rec_id, "recording.read"), conn.cfg)
+def get_recording(conn: Connection, user: User, rec_id: str, action: str = "recording.read") -> RecordingSummary:
+    row = access.require_recording(conn, user, rec_id, action)
+    return _summary(row, conn.cfg, folder_name=_folder_name(conn, row["folder_id"]),
+                    permission=access.recording_permission(conn, user, row))
 
 
 def transcript_segments(conn: Connection, rec_id: str) -> list[Segment]:
@@ -148,8 +195,29 @@ def delete_recording(app: Appliance, conn: Connection, user: User, rec_id: str) 
 
 
 def mark_transferred(conn: Connection, user: User, rec_id: str, transferred: bool) -> None:
-    """The caseworker has copied the reviewed text into the case system (or takes that back)."""
+    """The caseworker (or an editor) has copied the reviewed text into the case system (or takes that back)."""
     access.require_recording(conn, user, rec_id, "recording.mark_transferred")
     with transaction(conn):
         conn.execute("UPDATE recordings SET transferred_at = ? WHERE id = ?",
                      (clock.now() if transferred else None, rec_id))
+
+
+def rename_recording(conn: Connection, user: User, rec_id: str, title: str) -> None:
+    """An editor (or the folder owner) changes the title (audited as the access, never the title itself)."""
+    access.require_recording(conn, user, rec_id, "recording.rename")
+    title = (title or "").strip()[:MAX_TITLE]
+    if not title:
+        raise ApplianceError("Ge inspelningen en titel.")
+    with transaction(conn):
+        conn.execute("UPDATE recordings SET title = ? WHERE id = ?", (title, rec_id))
+
+
+def move_recording(conn: Connection, user: User, rec_id: str, target_folder_id: int | str) -> int:
+    """Move a recording to another folder: the user must be owner or editor of both (NotFound otherwise)."""
+    row = access.require_recording(conn, user, rec_id, "recording.move")
+    target = access.require_folder(conn, user, target_folder_id, "folder.move_in")
+    with transaction(conn):
+        conn.execute("UPDATE recordings SET folder_id = ? WHERE id = ?", (target["id"], rec_id))
+        audit.record(conn, user.actor, "recording.moved", f"recording:{rec_id}", role=access.content_role(user),
+                     data={"from": f"folder:{row['folder_id']}", "to": f"folder:{target['id']}"})
+    return int(target["id"])

@@ -1,6 +1,8 @@
-"""Purge reminders: what of a caseworker's material goes at the next purge, and what of it is not yet
-marked as transferred to the case system. Shown in the UI from the first reminder before a purge;
-optionally e-mailed (counts and a link only, never titles or names) through the office SMTP relay."""
+"""Purge reminders: what of a user's material goes at the next purge, and what of it is not yet
+marked as transferred to the case system. A user's material is what lies in folders they own or that
+were shared with them as editor (so the nearest manager gets the caseworker's reminders too).
+Shown in the UI from the first reminder before a purge; optionally e-mailed (counts and a link only,
+never titles or names) through the office SMTP relay."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from appliance import audit, clock, retention
+from appliance import access, audit, clock, recordings, retention
 from appliance.accounts import User, get_user
 from appliance.config import Config
 from appliance.db import Connection, transaction
@@ -37,14 +39,14 @@ def window_start(cfg: Config, purge_at: float) -> float:
 
 
 def due(cfg: Config, conn: Connection, user: User, reading: clock.Reading | None = None) -> Reminder | None:
-    """The user's recordings that the next purge deletes, if we are inside the reminder window."""
+    """The user's recordings (own folders and folders shared as editor) that the next purge deletes, if we
+    are inside the reminder window."""
     reading = reading or clock.read(cfg.retention.rtc_path)
     now = reading.latest
     purge_at = retention.next_purge(cfg.retention, now)
     if now < window_start(cfg, purge_at):
         return None
-    rows = conn.execute("SELECT id, created_at, created_at_rtc, transferred_at FROM recordings WHERE owner_id = ?",
-                        (user.id,)).fetchall()
+    rows = recordings.visible_rows(conn, user, min_permission=access.EDITOR, reading=reading)
     going = [r for r in rows if retention.is_past_deadline(cfg.retention, r["created_at"], r["created_at_rtc"],
                                                           clock.Reading(purge_at, None))
              and retention.visible(cfg, r, reading)]
@@ -59,7 +61,8 @@ def _message(cfg: Config, to: str, reminder: Reminder) -> EmailMessage:
     msg["To"] = to
     msg["Subject"] = "Samtalsstöd: material raderas snart"
     msg.set_content(
-        f"Vid nästa gallring raderas {reminder.count} av dina inspelningar"
+        f"Vid nästa gallring raderas {reminder.count} av dina inspelningar (i dina mappar och mappar"
+        " som delats med dig för redigering)"
         f" ({reminder.not_transferred} är inte markerade som överförda till verksamhetssystemet).\n\n"
         f"Logga in och se vilka: {cfg.mail.base_url}/\n")
     return msg

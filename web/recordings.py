@@ -1,7 +1,9 @@
-"""Content pages: the recording list, upload, a recording with its transcript, and the audio stream.
+"""Content pages: the recording list (across folders), upload, a recording with its transcript, the audio
+stream, and the editor's actions (rename, move, mark transferred, delete).
 
-Every content read goes through the core (recordings.get_recording / open_audio → appliance.access),
-which audits it and raises NotFound for anything the user may not see; that becomes a 404, never a 403.
+Every content route goes through the core (appliance.access.require_recording / require_folder via
+recordings.* and folders.*), which audits it and raises NotFound for anything the user may not see or
+change; that becomes a 404, never a 403.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import logging
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance import recordings, reminders
-from appliance.errors import ApplianceError, BadAudio
+from appliance import folders, recordings, reminders
+from appliance.errors import ApplianceError, BadAudio, NotFound
 from web import appliance, db
 from web.auth import login_required
 from web.i18n import _
@@ -28,10 +30,13 @@ PENDING = ("queued", "transcribing")
 @login_required
 def index():
     conn = db()
-    recs = recordings.list_for_user(conn, g.user)
+    current = None
+    if request.args.get("folder"):
+        current = folders.get_folder(conn, g.user, request.args["folder"])  # NotFound → 404 (audited)
+    recs = recordings.list_for_user(conn, g.user, current.id if current else None)
     reminder = reminders.due(appliance().cfg, conn, g.user) if g.user.can_read_content else None
     return render_template("index.html", recordings=recs, pending=any(r.status in PENDING for r in recs),
-                           reminder=reminder)
+                           reminder=reminder, folders=folders.list_for_user(conn, g.user), current=current)
 
 
 @bp.get("/recordings/status")
@@ -40,9 +45,14 @@ def status():
     return jsonify(recordings=recordings.statuses_for_user(db(), g.user))
 
 
-def _upload_form(error: str | None = None, title: str = "", status: int = 200):
+def _upload_form(error: str | None = None, title: str = "", status: int = 200, folder: str | None = None):
+    conn = db()
+    choices = folders.writable(conn, g.user) if g.user is not None else []
+    selected = folder or request.args.get("folder") or ""  # never request.form here: the 413 handler calls us
+    if not any(str(f.id) == selected for f in choices):
+        selected = str(next((f.id for f in choices if f.is_default and f.is_owner), ""))
     return render_template("upload.html", error=error, title=title, accept=ACCEPT_AUDIO,
-                           max_mb=appliance().cfg.web.max_upload_mb), status
+                           max_mb=appliance().cfg.web.max_upload_mb, folders=choices, selected=selected), status
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -51,17 +61,21 @@ def upload():
     if request.method == "GET":
         return _upload_form()
     title = request.form.get("title", "")
+    folder = request.form.get("folder_id") or None
     if not g.user.can_read_content:
         return _upload_form(_("Ditt konto har ingen behörighet att ladda upp inspelningar."), title, 403)
     file = request.files.get("file")
     data = file.read() if file is not None else b""  # in memory (web.security.InMemoryRequest), never disk
     if file is None or (not file.filename and not data):
-        return _upload_form(_("Välj en ljudfil att ladda upp."), title, 400)
+        return _upload_form(_("Välj en ljudfil att ladda upp."), title, 400, folder)
     try:
         rec_id = recordings.create_from_upload(appliance(), db(), g.user, title=title,
-                                               filename=file.filename or "", data=data)
+                                               filename=file.filename or "", data=data,
+                                               folder_id=folder)
+    except NotFound:
+        raise  # a folder the user may not put recordings in: 404, as for any content they may not see
     except (BadAudio, ApplianceError) as exc:  # the message says what to do; nothing was stored
-        return _upload_form(str(exc), title, 400)
+        return _upload_form(str(exc), title, 400, folder)
     return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 
@@ -71,7 +85,9 @@ def recording(rec_id: str):
     conn = db()
     rec = recordings.get_recording(conn, g.user, rec_id)  # NotFound → 404 (web.errors)
     segments = recordings.transcript_segments(conn, rec.id) if rec.status == "ready" else []
-    return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING)
+    targets = [f for f in folders.writable(conn, g.user) if f.id != rec.folder_id] if rec.can_edit else []
+    return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING,
+                           move_targets=targets)
 
 
 @bp.route("/recordings/<rec_id>/delete", methods=["GET", "POST"])
@@ -80,7 +96,7 @@ def delete(rec_id: str):
     """Confirm, then delete now: audio, transcript and everything derived (key material at the next re-key)."""
     conn = db()
     if request.method == "GET":
-        rec = recordings.get_recording(conn, g.user, rec_id)
+        rec = recordings.get_recording(conn, g.user, rec_id, "recording.delete_confirm")
         return render_template("delete.html", rec=rec)
     recordings.delete_recording(appliance(), conn, g.user, rec_id)
     flash(_("Inspelningen är raderad."), "info")
@@ -91,6 +107,28 @@ def delete(rec_id: str):
 @login_required
 def transferred(rec_id: str):
     recordings.mark_transferred(db(), g.user, rec_id, request.form.get("value") == "1")
+    return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
+
+
+@bp.post("/recordings/<rec_id>/rename")
+@login_required
+def rename(rec_id: str):
+    try:
+        recordings.rename_recording(db(), g.user, rec_id, request.form.get("title", ""))
+    except NotFound:
+        raise
+    except ApplianceError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("Titeln är ändrad."), "info")
+    return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
+
+
+@bp.post("/recordings/<rec_id>/move")
+@login_required
+def move(rec_id: str):
+    recordings.move_recording(db(), g.user, rec_id, request.form.get("folder_id", ""))  # NotFound → 404
+    flash(_("Inspelningen är flyttad."), "info")
     return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 

@@ -1,0 +1,249 @@
+"""Access matrix: every route of the app that takes a recording or folder id × every kind of actor × every
+sharing state → allowed (200/206/303) or 404, and every deny is audited as "denied" for that id.
+
+A new route with `<rec_id>` or `<folder_id>` fails `test_every_id_route_is_in_the_matrix` until it is added
+to ROUTES below (with the permission it needs), so nothing escapes `appliance.access`.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from appliance import audit, folders, recordings
+from appliance import clock as core_clock
+from appliance.accounts import create_user, get_user
+from appliance.config import load_config
+from appliance.context import init_state
+from tests.test_web import PASSWORD, FakeClock, _client, csrf_from, sign_in
+from web import create_app
+
+ACTORS = {  # name → roles
+    "owner": ["caseworker"],          # owns the folders
+    "manager": ["manager"],           # the nearest manager: editor in the shared states
+    "viewer": ["caseworker"],         # a colleague given read access
+    "other": ["caseworker"],          # an unrelated caseworker
+    "admin": ["admin"],               # IT: never content
+    "responsible": ["responsible"],   # log review: never content
+    "admin_cw": ["admin", "caseworker"],  # admin + caseworker, never shared with
+}
+BYSTANDER = "bystander"  # a content user the owner shares with and unshares during the run
+
+# state → the share role per actor on both of the owner's folders (the owner is always owner)
+STATES = {
+    "private": {},
+    "shared_editor": {"manager": "editor", "viewer": "viewer"},
+    "shared_viewer": {"manager": "viewer", "viewer": "viewer"},
+    "unshared": {},  # shared as in shared_editor, then unshared through the owner's page
+    "past_deadline": {"manager": "editor", "viewer": "viewer"},  # recording past its retention deadline
+}
+RANK = {None: 0, "viewer": 1, "editor": 2, "owner": 3}
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str          # with {rid}, {fid}, {target}
+    needs: str         # viewer, editor or owner
+    kind: str          # "recording" or "folder": which id the deny is audited under
+    allow: int
+    form: dict | None = None
+    headers: dict | None = None
+    sacrificial: bool = False  # runs on a fresh recording (the action destroys it)
+
+
+ROUTES: dict[tuple[str, str], list[Case]] = {
+    ("rec.recording", "GET"): [Case("GET", "/recordings/{rid}", "viewer", "recording", 200)],
+    ("rec.audio", "GET"): [Case("GET", "/recordings/{rid}/audio", "viewer", "recording", 200),
+                           Case("GET", "/recordings/{rid}/audio", "viewer", "recording", 206,
+                                headers={"Range": "bytes=0-99"})],
+    ("rec.delete", "GET"): [Case("GET", "/recordings/{rid}/delete", "editor", "recording", 200)],
+    ("rec.delete", "POST"): [Case("POST", "/recordings/{rid}/delete", "editor", "recording", 303, {},
+                                  sacrificial=True)],
+    ("rec.transferred", "POST"): [Case("POST", "/recordings/{rid}/transferred", "editor", "recording", 303,
+                                       {"value": "1"})],
+    ("rec.rename", "POST"): [Case("POST", "/recordings/{rid}/rename", "editor", "recording", 303,
+                                  {"title": "Ny titel"})],
+    ("rec.move", "POST"): [Case("POST", "/recordings/{rid}/move", "editor", "recording", 303,
+                                {"folder_id": "{target}"})],
+    ("folders.folder", "GET"): [Case("GET", "/folders/{fid}", "viewer", "folder", 200),
+                                Case("GET", "/?folder={fid}", "viewer", "folder", 200)],
+    ("folders.rename", "POST"): [Case("POST", "/folders/{fid}/rename", "owner", "folder", 303,
+                                      {"name": "Mina inspelningar"})],
+    ("folders.share", "POST"): [Case("POST", "/folders/{fid}/share", "owner", "folder", 303,
+                                     {"user_id": "{bystander}", "role": "viewer"})],
+    ("folders.unshare", "POST"): [Case("POST", "/folders/{fid}/unshare", "owner", "folder", 303,
+                                       {"user_id": "{bystander}"})],
+}
+# Not an id route, but it takes a folder id in its form: the upload target is checked the same way.
+UPLOAD = Case("POST", "/upload", "editor", "folder", 303, {"folder_id": "{fid}", "title": "t"})
+
+
+@dataclass
+class World:
+    ctx: object
+    app: object
+    ids: dict[str, int]
+    clients: dict
+    tokens: dict[str, str]
+    fid: int      # the owner's default folder, where the recording lies
+    target: int   # the owner's second folder (move target)
+    rid: str
+    wav: bytes
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("matrix")
+    wav_path = tmp / "tiny.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(wav_path), "synth", "0.3", "sine", "440"], check=True)
+    with pytest.MonkeyPatch.context() as mp:
+        fake = FakeClock()
+        mp.setattr(core_clock, "now", fake.now)
+        ctx = init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp / "state")}))
+        conn = ctx.connect()
+        ids = {}
+        for name, roles in {**ACTORS, BYSTANDER: ["caseworker"]}.items():
+            ids[name] = create_user(conn, name, roles, password=PASSWORD)[0].id
+        owner = get_user(conn, ids["owner"])
+        fid = folders.ensure_default(conn, owner)
+        target = folders.create_folder(conn, owner, "Andra")
+        rid = recordings.create_from_upload(ctx, conn, owner, title="Hembesök", filename="t.wav",
+                                            data=wav_path.read_bytes(), folder_id=fid)
+        conn.close()
+        app = create_app(ctx, {"TESTING": True})
+        clients, tokens, secrets = {}, {}, {}
+        for name in ACTORS:
+            clients[name] = _client(app)
+            sign_in(clients[name], fake, name, secrets)
+            tokens[name] = csrf_from(clients[name].get("/upload").text)
+        yield World(ctx, app, ids, clients, tokens, fid, target, rid, wav_path.read_bytes())
+
+
+def test_every_id_route_is_in_the_matrix(world):
+    missing = []
+    for rule in world.app.url_map.iter_rules():
+        if not ({"rec_id", "folder_id"} & set(rule.arguments)):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            if (rule.endpoint, method) not in ROUTES:
+                missing.append(f"{method} {rule.rule} ({rule.endpoint})")
+    assert not missing, f"routes with a recording/folder id missing from the access matrix: {missing}"
+    known = {(r.endpoint, m) for r in world.app.url_map.iter_rules() for m in r.methods}
+    assert set(ROUTES) <= known, set(ROUTES) - known  # no stale entries
+
+
+def _set_state(world: World, state: str) -> None:
+    conn = world.ctx.connect()
+    try:
+        owner = get_user(conn, world.ids["owner"])
+        conn.execute("DELETE FROM folder_shares")
+        conn.execute("UPDATE recordings SET folder_id = ?, created_at = ?, created_at_rtc = NULL",
+                     (world.fid, time.time()))
+        shares = STATES["shared_editor"] if state == "unshared" else STATES[state]
+        for fid in (world.fid, world.target):
+            for actor, role in shares.items():
+                folders.share(conn, owner, fid, world.ids[actor], role)
+    finally:
+        conn.close()
+    if state == "unshared":  # through the owner's own page, as a person would
+        c, tok = world.clients["owner"], world.tokens["owner"]
+        for fid in (world.fid, world.target):
+            for actor in STATES["shared_editor"]:
+                r = c.post(f"/folders/{fid}/unshare", data={"csrf_token": tok, "user_id": world.ids[actor]})
+                assert r.status_code == 303
+    if state == "past_deadline":
+        _age_all(world)
+
+
+def _age_all(world: World) -> None:
+    conn = world.ctx.connect()
+    try:
+        conn.execute("UPDATE recordings SET created_at = created_at - 30 * 86400")
+    finally:
+        conn.close()
+
+
+def _permission(state: str, actor: str) -> str | None:
+    if actor == "owner":
+        return "owner"
+    return STATES[state].get(actor)
+
+
+def _expected(case: Case, state: str, actor: str) -> int:
+    perm = _permission(state, actor)
+    if case.kind == "recording" and state == "past_deadline":
+        perm = None  # hidden from everyone before the purge runs
+    return case.allow if RANK[perm] >= RANK[case.needs] else 404
+
+
+def _fresh_recording(world: World, state: str) -> str:
+    conn = world.ctx.connect()
+    try:
+        owner = get_user(conn, world.ids["owner"])
+        rid = recordings.create_from_upload(world.ctx, conn, owner, title="t", filename="t.wav", data=world.wav,
+                                            folder_id=world.fid)
+        if state == "past_deadline":
+            conn.execute("UPDATE recordings SET created_at = created_at - 30 * 86400 WHERE id = ?", (rid,))
+    finally:
+        conn.close()
+    return rid
+
+
+def _fill(value: str, world: World, rid: str) -> str:
+    return value.format(rid=rid, fid=world.fid, target=world.target, bystander=world.ids[BYSTANDER])
+
+
+def _request(world: World, actor: str, case: Case, rid: str):
+    client = world.clients[actor]
+    path = _fill(case.path, world, rid)
+    if case.method == "GET":
+        return client.get(path, headers=case.headers or {})
+    form = {k: _fill(v, world, rid) for k, v in (case.form or {}).items()}
+    form["csrf_token"] = world.tokens[actor]
+    if case is UPLOAD:
+        form["file"] = (io.BytesIO(world.wav), "t.wav")
+        return client.post(path, data=form, content_type="multipart/form-data")
+    return client.post(path, data=form)
+
+
+def _reset_after(world: World, case: Case, state: str) -> None:
+    """Undo what an allowed action changed that the next request relies on."""
+    if case.path.endswith("/move"):
+        conn = world.ctx.connect()
+        try:
+            conn.execute("UPDATE recordings SET folder_id = ? WHERE id = ?", (world.fid, world.rid))
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_access_matrix(world, state):
+    _set_state(world, state)
+    before = len(audit.entries(world.ctx))
+    wrong, denied = [], Counter()
+    cases = [c for cs in ROUTES.values() for c in cs] + [UPLOAD]
+    for case in cases:
+        for actor, roles in ACTORS.items():
+            rid = _fresh_recording(world, state) if case.sacrificial else world.rid
+            expected = _expected(case, state, actor)
+            if case is UPLOAD and not set(roles) & {"caseworker", "manager"}:
+                expected = 403  # no content role: refused before any folder is looked at (nothing to leak)
+            r = _request(world, actor, case, rid)
+            if r.status_code != expected:
+                wrong.append(f"{actor} {case.method} {_fill(case.path, world, rid)}: {r.status_code} != {expected}")
+            if expected == 404:
+                target = f"recording:{rid}" if case.kind == "recording" else f"folder:{world.fid}"
+                denied[(f"user:{world.ids[actor]}", target)] += 1
+            elif r.status_code < 400:
+                _reset_after(world, case, state)
+    assert not wrong, "\n".join(wrong)
+    logged = Counter((e["actor"], e["target"]) for e in audit.entries(world.ctx)[before:]
+                     if e["result"] == "denied")
+    missing = {k: n for k, n in denied.items() if logged[k] < n}
+    assert not missing, f"denies without a 'denied' audit record for that id: {missing}"
