@@ -46,7 +46,9 @@ def gunicorn_command(cfg: Config) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--bind", f"{cfg.web.host}:{cfg.web.port}",
             "--certfile", str(cert), "--keyfile", str(key), "--workers", str(cfg.web.workers),
             "--worker-class", "gthread", "--threads", "4", "--timeout", "300", "--no-control-socket",
-            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',  # path only: no query strings
+            # Paths only (no query strings), invitation tokens redacted (web/access_log.py).
+            "--logger-class", "web.access_log.RedactingLogger",
+            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
             "web.wsgi:app"]
 
 
