@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 
 import pyotp
 from argon2 import PasswordHasher
@@ -32,6 +35,10 @@ class User:
     roles: frozenset[str]
     totp_enrolled: bool
     disabled: bool
+    email: str | None = None
+    guidelines_version: str | None = None
+    guidelines_accepted_at: float | None = None
+    invited: bool = False
 
     @property
     def actor(self) -> str:
@@ -45,7 +52,12 @@ class User:
 def _row_to_user(conn: Connection, row) -> User:
     roles = frozenset(r[0] for r in conn.execute("SELECT role FROM user_roles WHERE user_id = ?", (row["id"],)))
     return User(row["id"], row["username"], row["display_name"], roles, row["totp_secret"] is not None,
-                bool(row["disabled"]))
+                bool(row["disabled"]), row["email"], row["guidelines_version"], row["guidelines_accepted_at"],
+                bool(row["invited"]))
+
+
+def list_users(conn: Connection) -> list[User]:
+    return [_row_to_user(conn, row) for row in conn.execute("SELECT * FROM users ORDER BY username")]
 
 
 def get_user(conn: Connection, user_id: int) -> User:
@@ -60,39 +72,147 @@ def find_user(conn: Connection, username: str) -> User | None:
     return _row_to_user(conn, row) if row else None
 
 
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common and breached passwords (lower case)."""
+    text = resources.files("appliance.data").joinpath("common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+_EDGES = re.compile(r"^[\d\W_]+|[\d\W_]+$")
+_NON_LETTERS = re.compile(r"[\d\W_]+")
+
+
+def _repetitive(value: str) -> bool:
+    """One or two distinct characters, or a unit repeated ("abcabcabc", "sommarsommar")."""
+    n = len(value)
+    return len(set(value)) <= 2 or any(n % k == 0 and value[:k] * (n // k) == value for k in range(1, n // 2 + 1))
+
+
 def generate_password() -> str:
-    return secrets.token_urlsafe(15)
+    while True:  # random, but never one the policy would refuse (e.g. containing a short username)
+        password = secrets.token_urlsafe(15)
+        try:
+            check_password_policy(password)
+        except AuthError:
+            continue
+        return password
 
 
-def check_password_policy(password: str) -> None:
+def check_password_policy(password: str, *, username: str = "", email: str = "") -> None:
+    """At least 12 characters, not a common or breached password (nor one with only digits and symbols
+    around a listed word, like "Sommar2024!"), not built on the username or the e-mail's local part."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AuthError(f"Lösenordet måste ha minst {MIN_PASSWORD_LENGTH} tecken.")
+    lowered = password.casefold()
+    core = _EDGES.sub("", lowered)  # "Sommar2024!" → "sommar"
+    letters = _NON_LETTERS.sub("", lowered)  # "Sommar2024sommar" → "sommarsommar"
+    common = common_passwords()
+    weak = not core or not letters or bool({lowered, core, letters} & common)
+    if weak or _repetitive(lowered) or _repetitive(letters):
+        raise AuthError("Lösenordet är för vanligt eller för lätt att gissa. Välj ett annat, "
+                        "till exempel några ord i följd som inte hör ihop.")
+    names = {username.casefold(), email.casefold().partition("@")[0]}
+    for part in names:
+        if len(part) >= 3 and part in lowered:
+            raise AuthError("Lösenordet får inte innehålla ditt användarnamn eller din e-postadress.")
+
+
+def _check_roles(roles: list[str] | set[str] | frozenset[str]) -> None:
+    bad = [r for r in roles if r not in ROLES]
+    if bad or not roles:
+        raise ApplianceError(f"Unknown role(s) {bad or list(roles)}; choose from {', '.join(ROLES)}")
+
+
+def check_username(username: str) -> None:
+    if not username or len(username) > 64 or not username.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise ApplianceError("Username must be 1–64 letters, digits, '.', '-' or '_'")
+
+
+def insert_user(conn: Connection, username: str, roles: list[str], *, actor: str, display_name: str = "",
+                password: str, email: str | None = None, invited: bool = False) -> int:
+    """Insert a user inside the caller's transaction (the password is already policy-checked)."""
+    if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+        raise ApplianceError(f"User '{username}' already exists")
+    cur = conn.execute(
+        "INSERT INTO users (username, display_name, password_hash, created_at, email, invited) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (username, display_name or username, _hasher.hash(password), clock.now(), email or None, int(invited)))
+    uid = int(cur.lastrowid)
+    conn.executemany("INSERT INTO user_roles (user_id, role) VALUES (?, ?)", [(uid, r) for r in set(roles)])
+    audit.record(conn, actor, "user.create", f"user:{uid}", detail="roles:" + "+".join(sorted(set(roles))))
+    return uid
 
 
 def create_user(conn: Connection, username: str, roles: list[str], *, actor: str = "system",
                 display_name: str = "", password: str | None = None) -> tuple[User, str]:
     """Create a user; returns the user and the initial password (generated if not given)."""
-    bad = [r for r in roles if r not in ROLES]
-    if bad or not roles:
-        raise ApplianceError(f"Unknown role(s) {bad or roles}; choose from {', '.join(ROLES)}")
-    if not username or len(username) > 64 or not username.replace(".", "").replace("-", "").replace("_", "").isalnum():
-        raise ApplianceError("Username must be 1–64 letters, digits, '.', '-' or '_'")
+    _check_roles(roles)
+    check_username(username)
     password = password or generate_password()
-    check_password_policy(password)
+    check_password_policy(password, username=username)
     with transaction(conn):
-        if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
-            raise ApplianceError(f"User '{username}' already exists")
-        cur = conn.execute(
-            "INSERT INTO users (username, display_name, password_hash, created_at) VALUES (?, ?, ?, ?)",
-            (username, display_name or username, _hasher.hash(password), clock.now()))
-        uid = int(cur.lastrowid)
-        conn.executemany("INSERT INTO user_roles (user_id, role) VALUES (?, ?)", [(uid, r) for r in set(roles)])
-        audit.record(conn, actor, "user.create", f"user:{uid}", detail="roles:" + "+".join(sorted(set(roles))))
+        uid = insert_user(conn, username, roles, actor=actor, display_name=display_name, password=password)
     return get_user(conn, uid), password
 
 
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+# --- administration (admin UI and CLI) ------------------------------------------------------------
+
+def _enabled_admins(conn: Connection) -> set[int]:
+    return {r[0] for r in conn.execute(
+        "SELECT u.id FROM users u JOIN user_roles r ON r.user_id = u.id WHERE r.role = 'admin' AND u.disabled = 0")}
+
+
+def set_roles(conn: Connection, user_id: int, roles: list[str] | set[str], *, actor: str) -> User:
+    """Replace a user's roles; takes effect on their next request (users are loaded fresh per request)."""
+    _check_roles(roles)
+    new = set(roles)
+    with transaction(conn):
+        before = get_user(conn, user_id)
+        if "admin" in before.roles and "admin" not in new and _enabled_admins(conn) <= {user_id}:
+            raise ApplianceError("Den sista administratören kan inte förlora administratörsrollen.")
+        conn.execute("DELETE FROM user_roles WHERE user_id = ?", (user_id,))
+        conn.executemany("INSERT INTO user_roles (user_id, role) VALUES (?, ?)", [(user_id, r) for r in new])
+        audit.record(conn, actor, "user.roles_changed", f"user:{user_id}", role="admin",
+                     data={"before": sorted(before.roles), "after": sorted(new)})
+    return get_user(conn, user_id)
+
+
+def set_disabled(conn: Connection, user_id: int, disabled: bool, *, actor: str) -> None:
+    """Disable (all sessions end at once) or enable an account."""
+    with transaction(conn):
+        get_user(conn, user_id)
+        if disabled and _enabled_admins(conn) <= {user_id} and user_id in _enabled_admins(conn):
+            raise ApplianceError("Den sista administratören kan inte inaktiveras.")
+        conn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
+        if disabled:
+            conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        audit.record(conn, actor, "user.disabled" if disabled else "user.enabled", f"user:{user_id}", role="admin")
+
+
+def reset_totp(conn: Connection, user_id: int, *, actor: str) -> None:
+    """Forget the TOTP secret: the user enrols again at the next sign-in; their sessions end."""
+    with transaction(conn):
+        get_user(conn, user_id)
+        conn.execute("UPDATE users SET totp_secret = NULL, totp_pending = NULL WHERE id = ?", (user_id,))
+        conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        audit.record(conn, actor, "user.totp_reset", f"user:{user_id}", role="admin")
+
+
+def accept_guidelines(conn: Connection, user: User, version: str) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE users SET guidelines_version = ?, guidelines_accepted_at = ? WHERE id = ?",
+                     (version, clock.now(), user.id))
+        audit.record(conn, user.actor, "guidelines.accepted", user.actor, detail=f"version:{version}")
+
+
 def set_password(conn: Connection, user_id: int, password: str, *, actor: str) -> None:
-    check_password_policy(password)
+    user = get_user(conn, user_id)
+    check_password_policy(password, username=user.username, email=user.email or "")
     with transaction(conn):
         conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), user_id))
         conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))

@@ -119,12 +119,24 @@ class MailConfig(_Strict):
     base_url: str = Field("https://127.0.0.1:8443", title="Link in reminder e-mails")
 
 
+class AccountsConfig(_Strict):
+    invitation_hours: int = Field(72, ge=1, le=24 * 30, title="How long an invitation (enrolment) link stays valid")
+
+
+class GuidelinesConfig(_Strict):
+    file: Path | None = Field(None, title="The office's usage guidelines (UTF-8 text; default: the shipped text)")
+    version: str = Field("1", pattern=r"^[A-Za-z0-9_.\-]{1,40}$",
+                         title="Guidelines version; a new version makes every user accept them again")
+
+
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     web: WebConfig = WebConfig()
     asr: AsrConfig = AsrConfig()
     retention: RetentionConfig = RetentionConfig()
     mail: MailConfig = MailConfig()
+    accounts: AccountsConfig = AccountsConfig()
+    guidelines: GuidelinesConfig = GuidelinesConfig()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:

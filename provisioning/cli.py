@@ -60,14 +60,33 @@ def _open(args: argparse.Namespace):
 
 
 def _cmd_user_add(args: argparse.Namespace) -> int:
-    from appliance import accounts
+    from appliance import invitations
 
-    conn = _open(args).connect()
+    app = _open(args)
+    conn = app.connect()
     roles = [r for spec in args.role for r in spec.split(",") if r]
-    user, password = accounts.create_user(conn, args.name, roles, actor="cli", display_name=args.display_name or "")
+    user, token = invitations.invite(conn, app.cfg, username=args.name, roles=roles, actor="cli",
+                                     display_name=args.display_name or "", email=args.email)
+    mailed = invitations.send(app.cfg, conn, user, token) if args.email else False
     print(f"Created {user.username} (roles: {', '.join(sorted(user.roles))}).\n"
-          f"One-time password: {password}\n"
-          "Hand it over in person. At first sign-in the user enrols two-step verification (TOTP).")
+          f"One-time enrolment link (valid {app.cfg.accounts.invitation_hours} h, works once):\n"
+          f"  {invitations.link(app.cfg, token)}\n"
+          + ("It was also e-mailed to the user.\n" if mailed else "")
+          + "Hand it over to the user: they choose a password, enrol two-step verification (TOTP) "
+            "and accept the usage guidelines.")
+    return 0
+
+
+def _cmd_user_invite(args: argparse.Namespace) -> int:
+    from appliance import accounts, invitations
+
+    app = _open(args)
+    conn = app.connect()
+    user = accounts.find_user(conn, args.name)
+    if user is None:
+        raise ApplianceError(f"No user '{args.name}'")
+    token = invitations.reinvite(conn, app.cfg, user.id, actor="cli")
+    print(f"New one-time enrolment link for {user.username}:\n  {invitations.link(app.cfg, token)}")
     return 0
 
 
@@ -196,12 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         fn=_cmd_models_verify)
 
     user = sub.add_parser("user", help="accounts").add_subparsers(dest="sub", required=True)
-    ua = user.add_parser("add", help="create a user and print a one-time password")
+    ua = user.add_parser("add", help="create a user and print a one-time enrolment link")
     ua.add_argument("name")
     ua.add_argument("--role", action="append", required=True,
                     help="caseworker|manager|responsible|admin (repeat or comma-separate)")
     ua.add_argument("--display-name")
+    ua.add_argument("--email", help="the user's address (the link is e-mailed when [mail] enabled)")
     ua.set_defaults(fn=_cmd_user_add)
+    ui = user.add_parser("invite", help="a new enrolment link for an invited user (earlier links stop working)")
+    ui.add_argument("name")
+    ui.set_defaults(fn=_cmd_user_invite)
     ur = user.add_parser("reset-password", help="set a new one-time password")
     ur.add_argument("name")
     ur.set_defaults(fn=_cmd_user_reset_password)

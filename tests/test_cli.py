@@ -115,11 +115,16 @@ def test_doctor_detects_tampered_model(env, tmp_path, model_store):
     assert out.returncode == 1 and "whisper-base" in out.stdout and "install-embedded" in out.stdout
 
 
-def test_user_add_prints_one_time_password(env):
+def test_user_add_prints_one_time_enrolment_link(env):
+    import re
+
     appliance("init", env=env)
     out = appliance("user", "add", "berit", "--role", "caseworker", "--role", "manager", env=env)
     assert out.returncode == 0, out.stderr
-    assert "One-time password:" in out.stdout and "caseworker, manager" in out.stdout
+    assert "caseworker, manager" in out.stdout and "password" not in out.stdout.lower().split("choose")[0]
+    assert re.search(r"https://127\.0\.0\.1:8443/invite/[A-Za-z0-9_-]{40,}\s", out.stdout), out.stdout
+    reset = appliance("user", "reset-password", "berit", env=env)  # still works (e.g. a lost invitation)
+    assert reset.returncode == 0 and "New one-time password for berit:" in reset.stdout
     again = appliance("user", "add", "berit", "--role", "caseworker", env=env)
     assert again.returncode == 2 and "already exists" in again.stderr
     bad = appliance("user", "add", "x", "--role", "root", env=env)

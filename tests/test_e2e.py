@@ -116,6 +116,10 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
         page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
         page.locator("form button[type=submit]").click()
+        # Then the usage guidelines, accepted once per version.
+        expect(page.get_by_role("heading", name="Riktlinjer för Samtalsstöd")).to_be_visible()
+        page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
+        page.get_by_role("button", name="Godkänn och fortsätt").click()
         expect(page.get_by_role("heading", name="Mina inspelningar")).to_be_visible()
 
         page.goto(base + "/upload")

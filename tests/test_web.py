@@ -120,6 +120,10 @@ def sign_in(client, clock: FakeClock, username: str, secrets: dict[str, str]) ->
     r = client.post(path, data={"csrf_token": csrf_from(page), "code": code})
     assert r.status_code == 303, r.text
     assert client.get_cookie(SESSION_COOKIE) is not None
+    if "/guidelines" in r.headers["Location"]:  # first sign-in: accept the usage guidelines
+        page = client.get(r.headers["Location"]).text
+        r = client.post(r.headers["Location"], data={"csrf_token": csrf_from(page), "accept": "yes"})
+        assert r.status_code == 303, r.text
 
 
 @pytest.fixture
@@ -235,7 +239,7 @@ def test_signin_with_totp_enrolment_sets_a_hardened_session_cookie(app, client, 
 
     r = client.post("/enrol-totp", data={"csrf_token": csrf_from(page.text),
                                          "code": pyotp.TOTP(secret).at(clock.now())})
-    assert r.status_code == 303 and r.headers["Location"] == "/"
+    assert r.status_code == 303 and r.headers["Location"] == "/guidelines"  # first sign-in: guidelines first
     cookies = r.headers.getlist("Set-Cookie")
     session_cookie = next(c for c in cookies if c.startswith(SESSION_COOKIE + "="))
     attrs = [a.strip().lower() for a in session_cookie.split(";")]
@@ -249,6 +253,9 @@ def test_signin_with_totp_enrolment_sets_a_hardened_session_cookie(app, client, 
     state = client.get_cookie(STATE_COOKIE)
     assert state is None or (state.secure and state.http_only and state.path == "/")
 
+    assert client.get("/").headers["Location"] == "/guidelines"
+    page = client.get("/guidelines")
+    client.post("/guidelines", data={"csrf_token": csrf_from(page.text), "accept": "yes"})
     home = client.get("/")
     assert home.status_code == 200 and "<h1>Mina inspelningar</h1>" in home.text
     signins = audit.entries(db, action="auth.signin")
@@ -312,7 +319,7 @@ def test_next_parameter_is_local_only(app, client, clock, totp_secrets):
     secret = SECRET_RE.search(page).group(1).replace(" ", "")
     code = pyotp.TOTP(secret).at(clock.now())
     r = client.post("/enrol-totp", data={"csrf_token": csrf_from(page), "code": code})
-    assert r.headers["Location"] == "/"
+    assert r.headers["Location"] == "/guidelines"  # first sign-in; the foreign next is dropped
 
 
 # --- CSRF, sessions -----------------------------------------------------------------------------

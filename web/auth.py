@@ -31,7 +31,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from appliance import accounts, audit, clock
+from appliance import accounts, audit, clock, guidelines, invitations
 from appliance.accounts import User
 from appliance.db import transaction
 from appliance.errors import AuthError, NotFound, Throttled
@@ -127,8 +127,25 @@ def login_required(view: Callable) -> Callable:
     return wrapper
 
 
+# Endpoints a signed-in user who has not accepted the current guidelines may still reach.
+_GATE_OPEN = frozenset({"auth.guidelines", "auth.logout", "static", "healthz"})
+
+
+def _guidelines_gate() -> Any:
+    """Until the current usage guidelines are accepted, a signed-in user sees only them (and can sign out)."""
+    user = g.get("user")
+    if user is None or request.endpoint in _GATE_OPEN or (request.blueprint or "") == "api":
+        return None
+    if guidelines.accepted(appliance().cfg, user.guidelines_version):
+        return None
+    if wants_json():
+        return jsonify(error=_("Godkänn riktlinjerna för att fortsätta."), guidelines=url_for("auth.guidelines")), 403
+    return redirect(url_for("auth.guidelines"), code=303)
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_load_user)
+    app.before_request(_guidelines_gate)
     app.after_request(_drop_stale_cookie)
     app.context_processor(lambda: {"current_user": g.get("user")})
 
@@ -165,7 +182,10 @@ def _finish_signin(user: User) -> Response:
     nxt = _safe_next(session.get(PREAUTH_KEY, {}).get("next"))
     token = accounts.create_session(db(), user)  # audited as auth.signin
     session.clear()  # rotate: the pre-auth marker and the old CSRF token go
-    response = redirect(nxt or url_for("rec.index"), code=303)
+    if not guidelines.accepted(appliance().cfg, user.guidelines_version):
+        response = redirect(url_for("auth.guidelines", next=nxt) if nxt else url_for("auth.guidelines"), code=303)
+    else:
+        response = redirect(nxt or url_for("rec.index"), code=303)
     _set_session_cookie(response, token)
     log.info("user %s signed in", user.id)
     return response
@@ -264,3 +284,51 @@ def logout():
     response = redirect(url_for("auth.login"), code=303)
     _delete_session_cookie(response)
     return response
+
+
+@login_required
+def guidelines_page():
+    cfg = appliance().cfg
+    text = guidelines.load(cfg)
+    user = g.user
+    current = guidelines.accepted(cfg, user.guidelines_version)
+    error = None
+    if request.method == "POST" and not current:
+        if request.form.get("accept") != "yes":
+            error = _("Kryssa i att du har läst och förstått riktlinjerna.")
+        else:
+            accounts.accept_guidelines(db(), user, cfg.guidelines.version)  # audited
+            return redirect(_safe_next(request.args.get("next")) or url_for("rec.index"), code=303)
+    return render_template("guidelines.html", g_text=text, current=current, error=error,
+                           next=_safe_next(request.args.get("next"))), 400 if error else 200
+
+
+bp.add_url_rule("/guidelines", "guidelines", guidelines_page, methods=["GET", "POST"])
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def invite(token: str):
+    """The invitee's first step: choose a password; then TOTP enrolment and the guidelines follow."""
+    conn = db()
+    inv = invitations.lookup(conn, token)
+    if inv is None:
+        return render_template("invite_invalid.html"), 404
+    error, status = None, 200
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        if password != request.form.get("password2", ""):
+            error, status = _("Lösenorden är inte lika."), 400
+        else:
+            try:
+                user = invitations.redeem(conn, token, password)  # audited; the link is used up
+            except AuthError as exc:
+                error, status = str(exc), 400
+            else:
+                if g.get("user") is not None:  # someone else signed in on this browser: end that session
+                    accounts.end_session(conn, g.session_token)
+                _start_preauth(user, STAGE_ENROL, None)
+                response = redirect(url_for("auth.enrol_totp"), code=303)
+                _delete_session_cookie(response)
+                return response
+    return render_template("invite.html", invitee=inv.user, expires_at=inv.expires_at, error=error,
+                           min_length=accounts.MIN_PASSWORD_LENGTH), status
