@@ -7,8 +7,9 @@ data) and answered with a generic 500 page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, flash, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -94,3 +95,17 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+
+
+def change_and_flash(change: Callable[[], object], success: str) -> bool:
+    """Run a user's change from a form: NotFound propagates (a 404, no existence leak), any other domain
+    error becomes an error message on the page they return to, success a confirmation."""
+    try:
+        change()
+    except NotFound:
+        raise
+    except ApplianceError as exc:
+        flash(str(exc), "error")
+        return False
+    flash(success, "info")
+    return True

@@ -8,9 +8,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from appliance import folders, recordings
-from appliance.errors import ApplianceError, NotFound
+from appliance.errors import ApplianceError
 from web import db
 from web.auth import login_required
+from web.errors import change_and_flash
 from web.i18n import _
 
 bp = Blueprint("folders", __name__)
@@ -61,28 +62,16 @@ def folder(folder_id: int):
 @bp.post("/folders/<int:folder_id>/rename")
 @login_required
 def rename(folder_id: int):
-    try:
-        folders.rename_folder(db(), g.user, folder_id, request.form.get("name", ""))
-    except NotFound:
-        raise
-    except ApplianceError as exc:
-        flash(str(exc), "error")
-    else:
-        flash(_("Mappen har fått nytt namn."), "info")
+    change_and_flash(lambda: folders.rename_folder(db(), g.user, folder_id, request.form.get("name", "")),
+                     _("Mappen har fått nytt namn."))
     return _back_to_folder(folder_id)
 
 
 @bp.post("/folders/<int:folder_id>/share")
 @login_required
 def share(folder_id: int):
-    try:
-        folders.share(db(), g.user, folder_id, request.form.get("user_id", ""), request.form.get("role", ""))
-    except NotFound:
-        raise
-    except ApplianceError as exc:
-        flash(str(exc), "error")
-    else:
-        flash(_("Mappen är delad."), "info")
+    change_and_flash(lambda: folders.share(db(), g.user, folder_id, request.form.get("user_id", ""),
+                                           request.form.get("role", "")), _("Mappen är delad."))
     return _back_to_folder(folder_id)
 
 

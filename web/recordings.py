@@ -16,6 +16,7 @@ from appliance import folders, recordings, reminders
 from appliance.errors import ApplianceError, BadAudio, NotFound
 from web import appliance, db
 from web.auth import login_required
+from web.errors import change_and_flash
 from web.i18n import _
 
 log = logging.getLogger(__name__)
@@ -113,14 +114,8 @@ def transferred(rec_id: str):
 @bp.post("/recordings/<rec_id>/rename")
 @login_required
 def rename(rec_id: str):
-    try:
-        recordings.rename_recording(db(), g.user, rec_id, request.form.get("title", ""))
-    except NotFound:
-        raise
-    except ApplianceError as exc:
-        flash(str(exc), "error")
-    else:
-        flash(_("Titeln är ändrad."), "info")
+    change_and_flash(lambda: recordings.rename_recording(db(), g.user, rec_id, request.form.get("title", "")),
+                     _("Titeln är ändrad."))
     return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 
