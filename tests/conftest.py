@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Web fixtures (app, ctx, db, users, client, clock, anna, totp_secrets) for every module.
+pytest_plugins = ["tests.web_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 

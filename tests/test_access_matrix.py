@@ -20,7 +20,7 @@ from appliance import clock as core_clock
 from appliance.accounts import create_user, get_user
 from appliance.config import load_config
 from appliance.context import init_state
-from tests.test_web import PASSWORD, FakeClock, _client, csrf_from, sign_in
+from tests.web_fixtures import PASSWORD, FakeClock, _client, csrf_from, sign_in
 from web import create_app
 
 ACTORS = {  # name → roles

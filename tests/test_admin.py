@@ -6,18 +6,7 @@ import re
 
 from appliance import audit
 from appliance.accounts import get_user
-from tests.test_web import (  # noqa: F401 - fixtures
-    PASSWORD,
-    _client,
-    app,
-    clock,
-    csrf_from,
-    ctx,
-    db,
-    sign_in,
-    totp_secrets,
-    users,
-)
+from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 
 TOKEN_RE = re.compile(r'id="api-token"[^>]*>(sst_[A-Za-z0-9_-]+)<')
 

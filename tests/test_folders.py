@@ -17,17 +17,7 @@ from appliance import db as core_db
 from appliance.accounts import create_user, get_user
 from appliance.clock import Reading
 from appliance.errors import ApplianceError, NotFound
-from tests.test_web import (  # noqa: F401 - fixtures
-    PASSWORD,
-    _client,
-    app,
-    clock,
-    csrf_from,
-    ctx,
-    db,
-    sign_in,
-    totp_secrets,
-)
+from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 
 ROLES = {"anna": ["caseworker"], "bo": ["caseworker"], "chef": ["manager"], "it": ["admin"],
          "ansv": ["responsible"], "itchef": ["admin", "manager"]}

@@ -20,20 +20,7 @@ from appliance import accounts
 from appliance.config import load_config
 from appliance.context import init_state
 from appliance.errors import AuthError
-from tests.test_web import (  # noqa: F401 - fixtures
-    PASSWORD,
-    SECRET_RE,
-    _client,
-    app,
-    clock,
-    csrf_from,
-    ctx,
-    db,
-    password_step,
-    sign_in,
-    totp_secrets,
-    users,
-)
+from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 from web.auth import SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent

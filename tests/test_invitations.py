@@ -12,19 +12,7 @@ import pytest
 from appliance import accounts, audit, invitations
 from appliance.errors import AuthError
 from tests.test_retention_web import smtp  # noqa: F401 - fixture
-from tests.test_web import (  # noqa: F401 - fixtures
-    SECRET_RE,
-    _client,
-    _make_ctx,
-    app,
-    clock,
-    csrf_from,
-    ctx,
-    db,
-    sign_in,
-    totp_secrets,
-    users,
-)
+from tests.web_fixtures import SECRET_RE, _client, _make_ctx, csrf_from, sign_in
 from web import create_app
 
 LINK_RE = re.compile(r'id="invite-link"[^>]*>https://[^/]+(/invite/[A-Za-z0-9_-]+)<')

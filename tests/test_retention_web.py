@@ -16,20 +16,7 @@ from appliance import accounts, reminders, retention
 from appliance.clock import Reading
 from appliance.config import WEEKDAYS, load_config
 from appliance.context import init_state
-from tests.test_web import (  # noqa: F401 - fixtures
-    PASSWORD,
-    _client,
-    anna,
-    app,
-    clock,
-    csrf_from,
-    ctx,
-    db,
-    sign_in,
-    totp_secrets,
-    uploaded_id,
-    users,
-)
+from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in, uploaded_id
 from web import create_app
 
 

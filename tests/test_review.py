@@ -12,7 +12,7 @@ from appliance import audit, recordings
 from appliance.accounts import create_user, get_user
 from appliance.config import load_config
 from appliance.context import init_state
-from tests.test_web import PASSWORD, FakeClock, _client, sign_in
+from tests.web_fixtures import PASSWORD, FakeClock, _client, sign_in
 from web import create_app
 
 TITLE = "Hembesök hos familjen Svensson"
