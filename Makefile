@@ -22,7 +22,7 @@ MODELS_OK   := $(STATE_DIR)/models/.embedded-ok
 help:
 	@echo "make run   - install what is needed and start the appliance on https://127.0.0.1:8443"
 	@echo "make test  - install test dependencies and run lint, layer check and the whole test suite"
-	@echo "make bench - ASR overhead and memory benchmarks (bench/)"
+	@echo "make bench - ASR overhead, memory and purge-time benchmarks (bench/)"
 
 $(PY):
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv)
@@ -73,6 +73,7 @@ test: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) lint
 bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/asr_overhead.py
 	$(PY) bench/asr_overhead.py --rss
+	$(PY) bench/purge.py
 
 clean-state:
 	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."
