@@ -5,7 +5,9 @@ unsharing, the manager gets 404. Real `appliance run` (gunicorn + TLS + asr), re
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -14,6 +16,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, running  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.e2e
+SHOTS = Path(os.environ.get("E2E_SCREENSHOT_DIR", "/tmp"))
 PASSWORDS = {"karin": "Barnets-bästa-i-centrum-42", "maja": "Närmaste-chef-backup-2026"}
 
 
@@ -65,6 +68,7 @@ def test_invite_share_edit_unshare(running, sv_clip):
         enrol_and_accept(admin)
         karin_link = invite(admin, base, "Karin Handläggare", "karin", "caseworker")
         maja_link = invite(admin, base, "Maja Chef", "maja", "manager")
+        admin.screenshot(path=str(SHOTS / "e2e-admin-users.png"), full_page=True)
         users_page = admin.locator("main").inner_text()
         assert "karin" in users_page and "maja" in users_page
 
@@ -91,6 +95,7 @@ def test_invite_share_edit_unshare(running, sv_clip):
         karin.locator("input[name=role][value=editor]").check()
         karin.get_by_role("button", name="Dela mappen").click()
         expect(karin.locator("main")).to_contain_text("Maja Chef")
+        karin.screenshot(path=str(SHOTS / "e2e-folder-shared.png"), full_page=True)
         folder_url = karin.url
 
         # Maja sees it in her list and edits it (renames the recording).
