@@ -128,9 +128,18 @@ def migrate(conn: Connection) -> list[str]:
 
 
 def _split_sql(sql: str) -> list[str]:
-    # Migrations are plain DDL without semicolons inside literals or triggers; comments are dropped.
+    # Whole statements as SQLite sees them (a trigger's BEGIN ... END stays one); comment lines are dropped.
     code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in code.split(";") if s.strip()]
+    statements, current = [], ""
+    for piece in code.split(";"):
+        current += piece + ";"
+        if sqlcipher3.complete_statement(current):
+            if current.strip(" \n\t;"):
+                statements.append(current.strip().removesuffix(";").strip())
+            current = ""
+    if current.strip(" \n\t;"):
+        statements.append(current.strip().removesuffix(";").strip())
+    return statements
 
 
 def schema_version(conn: Connection) -> int:

@@ -1,5 +1,5 @@
 /* Transcript beside the audio: click a line to play from there, space toggles play/pause,
-   the line being played is marked with aria-current. */
+   the line being played is marked with aria-current; ?t=<seconds> starts there. */
 (function () {
   "use strict";
   var player = document.getElementById("player");
@@ -16,7 +16,7 @@
 
   list.addEventListener("click", function (e) {
     var el = e.target.closest("[data-start]");
-    if (!el) { return; }
+    if (!el || e.target.closest(".seg-edit, a")) { return; } // editing a line or following a link
     var selection = window.getSelection && window.getSelection();
     if (selection && !selection.isCollapsed && !e.target.closest("button")) { return; } // selecting text
     player.currentTime = parseFloat(el.getAttribute("data-start"));
@@ -44,6 +44,13 @@
     if (found) { found.setAttribute("aria-current", "true"); }
     current = found;
   }
+  // A search hit links here as ?t=12.3#seg-4: start at that time (playback waits for the user).
+  var wanted = parseFloat(new URLSearchParams(window.location.search).get("t"));
+  if (isFinite(wanted) && wanted >= 0) {
+    var seek = function () { player.currentTime = wanted; mark(); };
+    if (player.readyState >= 1) { seek(); } else { player.addEventListener("loadedmetadata", seek, {once: true}); }
+  }
+
   player.addEventListener("timeupdate", mark);
   player.addEventListener("seeked", mark);
 })();
