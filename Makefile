@@ -74,6 +74,7 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/asr_overhead.py
 	$(PY) bench/asr_overhead.py --rss
 	$(PY) bench/purge.py
+	$(PY) bench/search.py
 
 clean-state:
 	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."

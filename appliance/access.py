@@ -5,9 +5,12 @@ it with (as `editor` or `viewer`) may act on it, as far as the action's permissi
 
 | permission | who                          | actions                                                        |
 | ---------- | ---------------------------- | -------------------------------------------------------------- |
-| viewer     | viewer, editor, owner        | recording.read/audio/list/status, folder.read                  |
+| viewer     | viewer, editor, owner        | recording.read/audio/list/status/edit_history, folder.read     |
 | editor     | editor, owner                | recording.rename/move/mark_transferred/delete_*, folder.upload/move_in |
+|            |                              | recording.edit/revert (transcript lines)                       |
 | owner      | the folder's owner           | folder.rename/share/unshare                                    |
+
+Correction suggestions: recording.suggestions needs viewer, recording.suggestion_accept/_dismiss editor.
 
 Only content roles (caseworker, manager) count; admin and responsible-person roles never grant content
 access and add nothing to a user who also holds a content role. Material past its retention deadline is
@@ -31,11 +34,17 @@ RECORDING_ACTIONS: dict[str, str] = {
     "recording.audio": VIEWER,
     "recording.list": VIEWER,
     "recording.status": VIEWER,
+    "recording.edit_history": VIEWER,
+    "recording.suggestions": VIEWER,
     "recording.rename": EDITOR,
     "recording.move": EDITOR,
     "recording.mark_transferred": EDITOR,
     "recording.delete_confirm": EDITOR,
     "recording.delete_request": EDITOR,
+    "recording.edit": EDITOR,
+    "recording.revert": EDITOR,
+    "recording.suggestion_accept": EDITOR,
+    "recording.suggestion_dismiss": EDITOR,
 }
 
 FOLDER_ACTIONS: dict[str, str] = {

@@ -71,6 +71,10 @@ class AsrConfig(_Strict):
     cpu_threads: int = Field(0, ge=0, title="CPU threads (0 = library default)")
     beam_size: int = Field(5, ge=1, le=10, title="Beam size")
     vad_filter: bool = Field(True, title="Skip silence with Silero VAD")
+    initial_prompt: str = Field(
+        "none", max_length=1000,
+        title='Whisper initial prompt: "lexicon" (built from the domain lexicon), "none", or the prompt text itself '
+              "(default none: bench/initial_prompt.py measured the lexicon prompt making base Whisper worse)")
     seed: int = Field(1234, ge=0, title="Seed for Whisper's temperature-fallback sampling (reproducible transcripts)")
     lease_seconds: int = Field(60, ge=2, title="Job lease; a dead worker's job is retried after this")
     poll_seconds: float = Field(1.0, gt=0, title="Queue poll interval when idle")

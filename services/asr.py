@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import closing
 
-from appliance import audit, clock, jobs
+from appliance import audit, clock, jobs, lexicon
 from appliance.config import Config, load_config
 from appliance.context import Appliance, open_appliance
 from appliance.db import Connection, transaction
@@ -105,10 +105,12 @@ class AsrWorker:
                 return
             conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
                          (job.recording_id,))
+            prompt = lexicon.prompt_for(self.cfg.asr.initial_prompt, conn)
         with self.app.blobs.open(job.recording_id, row["dek"]) as reader:
             data = reader.read_all()  # decrypted into memory only
         options = TranscribeOptions(language=row["language"] or self.cfg.asr.language,
-                                    beam_size=self.cfg.asr.beam_size, vad_filter=self.cfg.asr.vad_filter)
+                                    beam_size=self.cfg.asr.beam_size, vad_filter=self.cfg.asr.vad_filter,
+                                    initial_prompt=prompt)
         last_write = 0.0
 
         def on_segment(_segment: Segment, progress: float) -> None:

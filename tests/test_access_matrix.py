@@ -71,6 +71,17 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                   {"title": "Ny titel"})],
     ("rec.move", "POST"): [Case("POST", "/recordings/{rid}/move", "editor", "recording", 303,
                                 {"folder_id": "{target}"})],
+    ("rec.edit_segment", "POST"): [Case("POST", "/recordings/{rid}/segments/0/edit", "editor", "recording", 303,
+                                        {"text": "Redigerad rad"})],
+    ("rec.segment_history", "GET"): [Case("GET", "/recordings/{rid}/segments/0/history", "viewer", "recording",
+                                          200)],
+    ("rec.revert_segment", "POST"): [Case("POST", "/recordings/{rid}/segments/0/revert", "editor", "recording",
+                                          303, {"to": "0"})],
+    ("suggestions.index", "GET"): [Case("GET", "/recordings/{rid}/suggestions", "viewer", "recording", 200)],
+    ("suggestions.accept", "POST"): [Case("POST", "/recordings/{rid}/suggestions/accept", "editor", "recording",
+                                          303, {"sid": "0-0-1", "scope": "all"})],
+    ("suggestions.dismiss", "POST"): [Case("POST", "/recordings/{rid}/suggestions/dismiss", "editor",
+                                           "recording", 303, {"sid": "0-0-1"})],
     ("folders.folder", "GET"): [Case("GET", "/folders/{fid}", "viewer", "folder", 200),
                                 Case("GET", "/?folder={fid}", "viewer", "folder", 200)],
     ("folders.rename", "POST"): [Case("POST", "/folders/{fid}/rename", "owner", "folder", 303,
@@ -115,6 +126,8 @@ def world(tmp_path_factory):
         target = folders.create_folder(conn, owner, "Andra")
         rid = recordings.create_from_upload(ctx, conn, owner, title="Hembesök", filename="t.wav",
                                             data=wav_path.read_bytes(), folder_id=fid)
+        conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text) VALUES (?, 0, 0, 0.3, ?)',
+                     (rid, "En rad att redigera"))  # the line the edit/history/revert routes act on
         conn.close()
         app = create_app(ctx, {"TESTING": True})
         clients, tokens, secrets = {}, {}, {}

@@ -86,7 +86,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
         app.config.update(config_overrides)
     app.json.ensure_ascii = False
 
-    from web import admin, api, auth, errors, folders, i18n, recordings, review, security, views
+    from web import admin, api, auth, errors, folders, i18n, recordings, review, search, security, suggestions, views
 
     security.init_app(app)
     auth.init_app(app)  # loads the signed-in user before CSRF runs, so error pages know who is there
@@ -97,6 +97,8 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     app.register_blueprint(recordings.bp)
     app.register_blueprint(folders.bp)
     app.register_blueprint(review.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(suggestions.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.teardown_appcontext(_close_db)

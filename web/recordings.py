@@ -12,10 +12,10 @@ import logging
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance import folders, recordings, reminders
+from appliance import edits, folders, recordings, reminders
 from appliance.errors import ApplianceError, BadAudio, NotFound
 from web import appliance, db
-from web.auth import login_required
+from web.auth import login_required, wants_json
 from web.errors import change_and_flash
 from web.i18n import _
 
@@ -89,6 +89,55 @@ def recording(rec_id: str):
     targets = [f for f in folders.writable(conn, g.user) if f.id != rec.folder_id] if rec.can_edit else []
     return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING,
                            move_targets=targets)
+
+
+def _back_to_line(rec_id: str, idx: int):
+    return redirect(url_for("rec.recording", rec_id=rec_id, _anchor=f"seg-{idx}"), code=303)
+
+
+def _base(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@bp.post("/recordings/<rec_id>/segments/<int:idx>/edit")
+@login_required
+def edit_segment(rec_id: str, idx: int):
+    """Save a line's new text (editor rights). A form post without JS; fetch() gets JSON back."""
+    conn = db()
+    text, base = request.form.get("text", ""), _base(request.form.get("base"))
+    if wants_json():
+        try:
+            edits.edit_segment(conn, g.user, rec_id, idx, text, base=base)
+        except NotFound:
+            raise
+        except ApplianceError as exc:
+            return jsonify(error=str(exc)), 409 if isinstance(exc, edits.EditConflict) else 400
+        seg = recordings.transcript_segment(conn, rec_id, idx)
+        return jsonify(text=seg.text, edited=seg.edited, edit_id=seg.edit_id)
+    change_and_flash(lambda: edits.edit_segment(conn, g.user, rec_id, idx, text, base=base),
+                     _("Raden är sparad."))
+    return _back_to_line(rec_id, idx)
+
+
+@bp.get("/recordings/<rec_id>/segments/<int:idx>/history")
+@login_required
+def segment_history(rec_id: str, idx: int):
+    conn = db()
+    seg, versions = edits.history(conn, g.user, rec_id, idx)  # NotFound → 404 (audited)
+    rec = recordings.get_recording(conn, g.user, rec_id, "recording.edit_history")
+    return render_template("segment_history.html", rec=rec, seg=seg, versions=versions)
+
+
+@bp.post("/recordings/<rec_id>/segments/<int:idx>/revert")
+@login_required
+def revert_segment(rec_id: str, idx: int):
+    conn = db()
+    change_and_flash(lambda: edits.revert(conn, g.user, rec_id, idx, request.form.get("to", "")),
+                     _("Den valda versionen är återställd."))
+    return _back_to_line(rec_id, idx)
 
 
 @bp.route("/recordings/<rec_id>/delete", methods=["GET", "POST"])
