@@ -152,4 +152,26 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         page.wait_for_function("document.querySelector('audio').paused", timeout=5_000)
         page.screenshot(path=str(Path(os.environ.get("E2E_SCREENSHOT_DIR", "/tmp")) / "e2e-recording.png"),
                         full_page=True)
+
+        # Correct the second line inline (fetch, no reload); the edit is kept and marked.
+        recording_url = page.url
+        line = segments.nth(1)
+        corrected = "Vi ska prata om barnets skola och familjens ekonomi hos socialsekreteraren."
+        line.locator("details.seg-edit summary").click()
+        line.locator("textarea[name=text]").fill(corrected)
+        line.locator(".seg-edit-form button[type=submit]").click()
+        expect(line.locator(".seg-edit-status")).to_have_text("Sparad.")
+        expect(line.locator(".seg-text")).to_have_text(corrected)
+        page.reload()
+        expect(page.locator(".seg-edited").first).to_be_visible()
+
+        # Search finds the corrected word from another inflection, and the hit jumps to its time in the player.
+        page.goto(base + "/search?q=socialsekreterare")
+        hit = page.locator(".search-snippet mark").first
+        expect(hit).to_be_visible()
+        page.locator("main a[href*='t=']").first.click()
+        expect(page).to_have_url(re.compile(re.escape(recording_url) + r"\?t="))
+        t = float(re.search(r"t=([0-9.]+)", page.url).group(1))
+        assert abs(t - start) < 0.1  # the hit is the edited second line
+        page.wait_for_function(f"Math.abs(document.querySelector('audio').currentTime - {t}) < 0.5", timeout=20_000)
         browser.close()
