@@ -80,7 +80,15 @@ def folder_permission(conn: Connection, user: User, folder_id: int | None, owner
     return row["role"] if row else None
 
 
-def recording_permission(conn: Connection, user: User, recording_row, cfg: Config | None = None) -> str | None:
+def retention_config(conn: Connection) -> Config:
+    """The config that carries the retention rules. Content is only read through connections opened by
+    Appliance.connect; anything else fails closed rather than skip the deadline check."""
+    if conn.cfg is None:
+        raise RuntimeError("content access needs a connection from Appliance.connect (retention rules unknown)")
+    return conn.cfg
+
+
+def recording_permission(conn: Connection, user: User, recording_row, cfg: Config) -> str | None:
     """The user's permission on a recording: from its folder, None once past the retention deadline.
 
     A recording without a folder (a row written outside the upload path) counts as being in its
@@ -94,13 +102,9 @@ def recording_permission(conn: Connection, user: User, recording_row, cfg: Confi
     else:
         folder = conn.execute("SELECT owner_id FROM folders WHERE id = ?", (folder_id,)).fetchone()
         permission = folder_permission(conn, user, folder_id, folder["owner_id"]) if folder else None
-    if permission is None or (cfg is not None and not retention.visible(cfg, recording_row)):
+    if permission is None or not retention.visible(cfg, recording_row):
         return None
     return permission
-
-
-def can_read(conn: Connection, user: User, recording_row, cfg: Config | None = None) -> bool:
-    return allows(recording_permission(conn, user, recording_row, cfg), VIEWER)
 
 
 def _safe(value: object) -> str:
@@ -121,7 +125,7 @@ def require_recording(conn: Connection, user: User, recording_id: str, action: s
     """
     needed = RECORDING_ACTIONS[action]  # an unknown action is a programming error (KeyError)
     row = conn.execute("SELECT * FROM recordings WHERE id = ?", (recording_id,)).fetchone()
-    allowed = row is not None and allows(recording_permission(conn, user, row, conn.cfg), needed)
+    allowed = row is not None and allows(recording_permission(conn, user, row, retention_config(conn)), needed)
     _audit(conn, user, action, f"recording:{_safe(recording_id)}", allowed)
     if not allowed:
         raise NotFound(MSG_RECORDING)

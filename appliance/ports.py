@@ -5,7 +5,7 @@ The core and the services talk to these, never to a library directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -81,5 +81,3 @@ class Transcriber(Protocol):
         """Transcribe mono float32 audio at SAMPLE_RATE. Segments are yielded lazily as decoded."""
         ...
 
-
-ProgressCallback = Callable[[float], None]

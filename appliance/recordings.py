@@ -118,17 +118,15 @@ def visible_rows(conn: Connection, user: User, *, folder_id: int | None = None, 
     sql, params = _VISIBLE_SQL, {"u": user.id}
     if folder_id is not None:
         sql, params = sql.replace("WHERE (", "WHERE r.folder_id = :f AND ((") + ")", {**params, "f": folder_id}
+    cfg = access.retention_config(conn)
     rows = conn.execute(sql + " ORDER BY r.created_at DESC", params).fetchall()
-    if reading is None and conn.cfg is not None:
-        reading = clock.read(conn.cfg.retention.rtc_path)
+    reading = reading or clock.read(cfg.retention.rtc_path)
     rows = [r for r in rows if access.allows(r["permission"], min_permission)]
-    if conn.cfg is None:
-        return rows
     if len(rows) < 64:
-        return [r for r in rows if retention.visible(conn.cfg, r, reading)]
+        return [r for r in rows if retention.visible(cfg, r, reading)]
     # Many rows (search over everything visible): a deadline grows with the creation time, so per clock the
     # hidden rows are those created at or before one cut-off, found by bisection instead of per row.
-    rcfg = conn.cfg.retention
+    rcfg = cfg.retention
     sys_cut = _past_cutoff(rcfg, [r["created_at"] for r in rows], reading.system)
     if reading.rtc is None:
         return [r for r in rows if not (sys_cut is not None and r["created_at"] <= sys_cut)]
@@ -174,7 +172,7 @@ def statuses_for_user(conn: Connection, user: User) -> list[dict]:
 def get_recording(conn: Connection, user: User, rec_id: str, action: str = "recording.read") -> RecordingSummary:
     row = access.require_recording(conn, user, rec_id, action)
     return _summary(row, conn.cfg, folder_name=_folder_name(conn, row["folder_id"]),
-                    permission=access.recording_permission(conn, user, row))
+                    permission=access.recording_permission(conn, user, row, conn.cfg))
 
 
 @dataclass(frozen=True)

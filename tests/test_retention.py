@@ -285,3 +285,13 @@ def test_audit_log_outlives_the_content_purge_and_rotates_after_its_own_period(a
     with closing(app.connect()) as conn:
         assert not audit.entries(conn, action="recording.create")
     assert audit.verify(app).ok
+
+
+def test_content_access_fails_closed_on_a_connection_without_retention_rules(app, user, tone):
+    rid = add(app, user, tone, time.time(), "text")
+    current = app.current_db()
+    with closing(db.connect(keys.db_path(app.cfg, current.generation), current.key)) as raw:
+        with pytest.raises(RuntimeError, match="retention rules unknown"):
+            recordings.get_recording(raw, user, rid)
+        with pytest.raises(RuntimeError, match="retention rules unknown"):
+            recordings.visible_rows(raw, user)
