@@ -39,6 +39,22 @@ def speak_swedish(text: str, out: Path, fmt: str = "wav") -> Path:
     return target
 
 
+def make_tone(path: Path, seconds: float = 0.5) -> Path:
+    """A short 440 Hz tone (16 kHz mono wav): valid audio for tests that do not need speech."""
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(path), "synth", str(seconds), "sine", "440"],
+                   check=True)
+    return path
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a server a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 SV_TEXT = ("Hej, jag heter Anna och jag arbetar som socialsekreterare. "
            "Vi ska prata om barnets skola och familjens ekonomi.")
 

@@ -8,7 +8,6 @@ to ROUTES below (with the permission it needs), so nothing escapes `appliance.ac
 from __future__ import annotations
 
 import io
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from appliance import clock as core_clock
 from appliance.accounts import create_user, get_user
 from appliance.config import load_config
 from appliance.context import init_state
+from tests.conftest import make_tone
 from tests.web_fixtures import PASSWORD, FakeClock, _client, csrf_from, sign_in
 from web import create_app
 
@@ -112,7 +112,7 @@ class World:
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("matrix")
     wav_path = tmp / "tiny.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(wav_path), "synth", "0.3", "sine", "440"], check=True)
+    make_tone(wav_path, 0.3)
     with pytest.MonkeyPatch.context() as mp:
         fake = FakeClock()
         mp.setattr(core_clock, "now", fake.now)

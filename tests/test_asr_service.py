@@ -16,7 +16,7 @@ from appliance.config import load_config
 from appliance.context import init_state
 from models import load_transcriber
 from services.asr import AsrWorker
-from tests.conftest import recognised
+from tests.conftest import make_tone, recognised
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_worker_transcribes_and_nothing_plain_on_disk(app, sv_clip, transcriber)
 def test_bad_audio_job_fails_with_reason(app, transcriber, tmp_path):
     # The blob decodes as audio at upload but is tampered afterwards: the worker refuses it.
     clip = tmp_path / "x.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(clip), "synth", "1", "sine", "440"], check=True)
+    make_tone(clip, 1)
     rid, user = _upload(app, clip)
     blob = app.blobs.path(rid)
     raw = bytearray(blob.read_bytes())

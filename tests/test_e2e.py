@@ -19,7 +19,7 @@ import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import recognised
+from tests.conftest import free_port, recognised
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -28,12 +28,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--autoplay-policy=no-user-gesture-required"]
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Appliance:
@@ -84,7 +78,7 @@ def _wait_http(port: int, timeout: float = 60) -> None:
 
 @pytest.fixture
 def running(tmp_path, model_store):
-    port = _free_port()
+    port = free_port()
     env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
            "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "2", "APPLIANCE_ASR__POLL_SECONDS": "0.2"}
     app = Appliance(env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import pytest
 
@@ -14,6 +13,7 @@ from appliance.accounts import get_user
 from appliance.errors import ApplianceError, NotFound
 from appliance.ports import Segment
 from services.asr import _store_segments
+from tests.conftest import make_tone
 from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id
 
 LINES = [(0.0, 2.5, "Vi pratar om utredningen."), (2.5, 5.0, "Mamma berättar om skolan."),
@@ -23,7 +23,7 @@ LINES = [(0.0, 2.5, "Vi pratar om utredningen."), (2.5, 5.0, "Mamma berättar om
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory):
     path = tmp_path_factory.mktemp("tone") / "tone.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(path), "synth", "0.5", "sine", "440"], check=True)
+    make_tone(path, 0.5)
     return path
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
 import time
 from contextlib import closing
 
@@ -17,6 +16,7 @@ from appliance import db as core_db
 from appliance.accounts import create_user, get_user
 from appliance.clock import Reading
 from appliance.errors import ApplianceError, NotFound
+from tests.conftest import make_tone
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 
 ROLES = {"anna": ["caseworker"], "bo": ["caseworker"], "chef": ["manager"], "it": ["admin"],
@@ -26,7 +26,7 @@ ROLES = {"anna": ["caseworker"], "bo": ["caseworker"], "chef": ["manager"], "it"
 @pytest.fixture(scope="module")
 def tiny_wav(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("f") / "tiny.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(path), "synth", "0.3", "sine", "440"], check=True)
+    make_tone(path, 0.3)
     return path.read_bytes()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from appliance import accounts
 from appliance.config import load_config
 from appliance.context import init_state
 from appliance.errors import AuthError
+from tests.conftest import free_port
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 from web.auth import SESSION_COOKIE
 
@@ -27,18 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(tmp_path):
     """The real web unit: gunicorn with two workers, TLS (self-signed) on a loopback port, its own state."""
     from provisioning.devrun import gunicorn_command
 
-    port = _free_port()
+    port = free_port()
     env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"), "APPLIANCE_WEB__PORT": str(port),
            "APPLIANCE_WEB__WORKERS": "2", "APPLIANCE_WEB__LOGIN_MAX_FAILURES": "5"}
     cfg = load_config(environ=env)

@@ -21,6 +21,7 @@ from appliance.clock import Reading
 from appliance.config import load_config
 from appliance.context import init_state, open_appliance
 from appliance.errors import KeyError_, NotFound
+from tests.conftest import make_tone
 
 STHLM = ZoneInfo("Europe/Stockholm")
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ NEXT_FRI_18 = at(11, 18)
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("tone") / "tone.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(path), "synth", "0.5", "sine", "440"], check=True)
+    make_tone(path, 0.5)
     return path.read_bytes()
 
 

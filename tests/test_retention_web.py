@@ -16,6 +16,7 @@ from appliance import accounts, reminders, retention
 from appliance.clock import Reading
 from appliance.config import WEEKDAYS, load_config
 from appliance.context import init_state
+from tests.conftest import free_port, make_tone
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in, uploaded_id
 from web import create_app
 
@@ -106,11 +107,7 @@ def smtp():
             received.append(envelope)
             return "250 OK"
 
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -159,8 +156,7 @@ def test_admin_sees_overdue_purge_banner(app, clock, db, totp_secrets):
 
 @pytest.fixture(scope="module")
 def tone_bytes(tmp_path_factory) -> bytes:
-    import subprocess
 
     path = tmp_path_factory.mktemp("t") / "tone.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(path), "synth", "0.5", "sine", "440"], check=True)
+    make_tone(path, 0.5)
     return path.read_bytes()

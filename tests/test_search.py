@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
 from contextlib import closing
 
 import pytest
@@ -18,6 +17,7 @@ from appliance.config import load_config
 from appliance.context import init_state
 from appliance.ports import Segment
 from services.asr import _store_segments
+from tests.conftest import make_tone
 from tests.test_retention import FRI_18, MON_9, THU_10
 from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id
 
@@ -33,7 +33,7 @@ BO_LINES = [(0.0, 3.0, "Bos hemliga utredning om ekonomiskt bistånd och skuldsa
 @pytest.fixture(scope="module")
 def tone(tmp_path_factory):
     path = tmp_path_factory.mktemp("tone") / "tone.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(path), "synth", "0.5", "sine", "440"], check=True)
+    make_tone(path, 0.5)
     return path
 
 

@@ -4,12 +4,11 @@ accept); the audit log holds ids and counts, never words."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from appliance import audit, folders, recordings, suggestions
 from appliance.accounts import get_user
+from tests.conftest import make_tone
 from tests.web_fixtures import csrf_from, sign_in
 
 LINES = [  # (text, [(word, probability)]) as Whisper would have stored them
@@ -25,7 +24,7 @@ LINES = [  # (text, [(word, probability)]) as Whisper would have stored them
 @pytest.fixture
 def rec_id(db, users, ctx, tmp_path):
     wav = tmp_path / "t.wav"
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(wav), "synth", "0.3", "sine", "440"], check=True)
+    make_tone(wav, 0.3)
     anna = get_user(db, users["anna"])
     rid = recordings.create_from_upload(ctx, db, anna, title="Hembesök", filename="t.wav", data=wav.read_bytes())
     db.execute("UPDATE recordings SET status = 'ready' WHERE id = ?", (rid,))
