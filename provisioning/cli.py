@@ -104,17 +104,15 @@ def _cmd_user_reset_password(args: argparse.Namespace) -> int:
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
-    from appliance.ports import TranscribeOptions
     from models import load_transcriber
-    from services.transcription import transcribe_audio
+    from services.transcription import options_for, transcribe_audio
 
     cfg = load_config(args.config)
     path = Path(args.file)
     if not path.is_file():
         raise ApplianceError(f"{path}: no such file")
     transcriber = load_transcriber(cfg.asr, cfg.paths.models)
-    options = TranscribeOptions(language=args.language or cfg.asr.language, beam_size=cfg.asr.beam_size,
-                                vad_filter=cfg.asr.vad_filter)
+    options = options_for(cfg.asr, language=args.language)
     with path.open("rb") as f:
         transcript = transcribe_audio(transcriber, f, options)
     if args.json:

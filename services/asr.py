@@ -18,15 +18,15 @@ import threading
 import time
 from contextlib import closing
 
-from appliance import audit, clock, jobs, lexicon
+from appliance import audit, clock, jobs
 from appliance.config import Config, load_config
 from appliance.context import Appliance, open_appliance
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, BadAudio, IntegrityError
-from appliance.ports import Segment, TranscribeOptions, Transcriber
+from appliance.ports import Segment, Transcriber
 from appliance.recordings import TRANSCRIBE_JOB
 from models import load_transcriber
-from services.transcription import transcribe_audio
+from services.transcription import options_for, transcribe_audio
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,9 @@ class AsrWorker:
                 return
             conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
                          (job.recording_id,))
-            prompt = lexicon.prompt_for(self.cfg.asr.initial_prompt, conn)
+            options = options_for(self.cfg.asr, language=row["language"], conn=conn)
         with self.app.blobs.open(job.recording_id, row["dek"]) as reader:
             data = reader.read_all()  # decrypted into memory only
-        options = TranscribeOptions(language=row["language"] or self.cfg.asr.language,
-                                    beam_size=self.cfg.asr.beam_size, vad_filter=self.cfg.asr.vad_filter,
-                                    initial_prompt=prompt)
         last_write = 0.0
 
         def on_segment(_segment: Segment, progress: float) -> None:

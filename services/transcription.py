@@ -12,13 +12,25 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
+from appliance import lexicon
 from appliance.audio import decode_audio
+from appliance.config import AsrConfig
+from appliance.db import Connection
 from appliance.ports import SAMPLE_RATE, Segment, TranscribeOptions, Transcriber, Transcript
 
 log = logging.getLogger(__name__)
 
 SegmentCallback = Callable[[Segment, float], None]
 """Called with each segment and the fraction of the audio transcribed so far (0..1)."""
+
+
+def options_for(asr: AsrConfig, *, language: str | None = None, conn: Connection | None = None) -> TranscribeOptions:
+    """The transcription settings from the config: the service and `appliance transcribe` use the same ones.
+
+    `conn` lets the "lexicon" prompt include the office's own terms (the CLI, without a database, uses
+    the shipped terms only)."""
+    return TranscribeOptions(language=language or asr.language, beam_size=asr.beam_size, vad_filter=asr.vad_filter,
+                             initial_prompt=lexicon.prompt_for(asr.initial_prompt, conn))
 
 
 def transcribe_audio(transcriber: Transcriber, data: bytes | BinaryIO, options: TranscribeOptions,
