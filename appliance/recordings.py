@@ -59,13 +59,30 @@ def _folder_name(conn: Connection, folder_id: int | None) -> str:
     return row["name"] if row else folders.DEFAULT_NAME
 
 
+MAX_SPEAKERS = 10
+
+
+def parse_speakers_hint(value: int | str | None) -> int | None:
+    """The form's optional number of speakers: None when left empty, else 1..MAX_SPEAKERS (ApplianceError otherwise)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if not 1 <= n <= MAX_SPEAKERS:
+        raise ApplianceError(f"Antal talare ska vara ett heltal mellan 1 och {MAX_SPEAKERS}, eller tomt.")
+    return n
+
+
 def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: str, filename: str,
-                       data: bytes, language: str | None = None, folder_id: int | str | None = None) -> str:
+                       data: bytes, language: str | None = None, folder_id: int | str | None = None,
+                       speakers: int | str | None = None) -> str:
     """Validate the audio in memory, store it encrypted under a fresh DEK and queue transcription.
 
     The recording goes into `folder_id` (the user must own or edit it: access.require_folder, NotFound
     otherwise) or the user's default folder. Raises BadAudio (nothing stored) for empty, oversize,
-    corrupt or non-audio uploads.
+    corrupt or non-audio uploads. `speakers` is the optional number-of-speakers hint for diarization.
     """
     if not user.can_read_content:
         raise ApplianceError("Ditt konto har ingen behörighet att spela in eller ladda upp samtal.")
@@ -74,6 +91,7 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
     else:
         folder_id = access.require_folder(conn, user, folder_id, "folder.upload")["id"]
     title = (title or "").strip()[:MAX_TITLE] or "Namnlös inspelning"
+    speakers_hint = parse_speakers_hint(speakers)
     max_bytes = app.cfg.web.max_upload_mb * 1024 * 1024
     if not data:
         raise BadAudio("Filen är tom. Välj en ljudfil med innehåll.")
@@ -88,9 +106,11 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
         with transaction(conn):
             conn.execute(
                 "INSERT INTO recordings (id, owner_id, folder_id, title, filename, mime, size, duration, language, "
-                "dek, status, created_at, created_at_rtc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                "dek, status, created_at, created_at_rtc, speakers_hint) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
                 (rec_id, user.id, folder_id, title, (filename or "")[:200], mime, len(data), info.duration,
-                 language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now(app.cfg.retention.rtc_path)))
+                 language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now(app.cfg.retention.rtc_path),
+                 speakers_hint))
             jobs.enqueue(conn, TRANSCRIBE_JOB, rec_id)
             audit.record(conn, user.actor, "recording.create", f"recording:{rec_id}", role=access.content_role(user),
                          data={"folder": f"folder:{folder_id}"})

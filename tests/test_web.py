@@ -468,3 +468,12 @@ def test_errors_are_friendly_and_never_show_a_trace(anna, monkeypatch):
     assert "Något gick fel" in r.text and "secret internals" not in r.text and "Traceback" not in r.text
     r = anna.get("/recordings/status", headers={"Accept": "application/json"})
     assert r.status_code == 500 and r.is_json and "secret" not in r.text
+
+
+def test_upload_stores_the_speakers_hint_and_rejects_a_bad_one(anna, sv_clip, db):
+    bad = upload(anna, sv_clip, fields={"speakers": "0"})
+    assert bad.status_code == 400 and "Antal talare" in bad.text
+    assert db.execute("SELECT count(*) FROM recordings").fetchone()[0] == 0
+    ok = upload(anna, sv_clip, fields={"speakers": "2"})
+    assert ok.status_code == 303
+    assert db.execute("SELECT speakers_hint FROM recordings").fetchone()[0] == 2

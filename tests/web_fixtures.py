@@ -134,11 +134,11 @@ def anna(app, clock, totp_secrets):
 
 
 def upload(client, path: Path | None = None, *, data: bytes | None = None, filename: str = "samtal.wav",
-           title: str = "Hembesök"):
+           title: str = "Hembesök", fields: dict[str, str] | None = None):
     import io
 
     payload = data if data is not None else path.read_bytes()
-    return client.post("/upload", data={"csrf_token": token_for(client, "/upload"), "title": title,
+    return client.post("/upload", data={"csrf_token": token_for(client, "/upload"), "title": title, **(fields or {}),
                                         "file": (io.BytesIO(payload), filename)},
                        content_type="multipart/form-data")
 
