@@ -36,6 +36,8 @@ RECORDING_ACTIONS: dict[str, str] = {
     "recording.status": VIEWER,
     "recording.edit_history": VIEWER,
     "recording.suggestions": VIEWER,
+    "recording.pii": VIEWER,
+    "recording.export": VIEWER,
     "recording.rename": EDITOR,
     "recording.move": EDITOR,
     "recording.mark_transferred": EDITOR,
@@ -45,6 +47,7 @@ RECORDING_ACTIONS: dict[str, str] = {
     "recording.revert": EDITOR,
     "recording.suggestion_accept": EDITOR,
     "recording.suggestion_dismiss": EDITOR,
+    "recording.pii_decide": EDITOR,
 }
 
 FOLDER_ACTIONS: dict[str, str] = {

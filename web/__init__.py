@@ -86,7 +86,21 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
         app.config.update(config_overrides)
     app.json.ensure_ascii = False
 
-    from web import admin, api, auth, errors, folders, i18n, recordings, review, search, security, suggestions, views
+    from web import (
+        admin,
+        api,
+        auth,
+        errors,
+        folders,
+        i18n,
+        pii,
+        recordings,
+        review,
+        search,
+        security,
+        suggestions,
+        views,
+    )
 
     security.init_app(app)
     auth.init_app(app)  # loads the signed-in user before CSRF runs, so error pages know who is there
@@ -99,6 +113,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     app.register_blueprint(review.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(suggestions.bp)
+    app.register_blueprint(pii.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.teardown_appcontext(_close_db)
