@@ -66,6 +66,18 @@ def deadline(rcfg: RetentionConfig, created: float) -> float:
     return next_purge(rcfg, created + rcfg.max_age_hours * 3600)
 
 
+def hidden_at_or_before(rcfg: RetentionConfig, now: float) -> float:
+    """The creation time at or before which material is past its deadline at `now`.
+
+    A deadline is the first purge at or after creation + max age, so it is past at `now` exactly when
+    creation + max age <= the latest purge moment at or before `now`. Lets SQL filter by one comparison.
+    """
+    latest = next_purge(rcfg, now - 8 * 86400)
+    while (following := next_purge(rcfg, latest + 1)) <= now:
+        latest = following
+    return latest - rcfg.max_age_hours * 3600
+
+
 def _clock_pairs(created: float, created_rtc: float | None, reading: clock.Reading) -> list[tuple[float, float]]:
     """(creation time, now) per clock. Without an RTC creation stamp the RTC is compared to the system
     stamp, which can only make material older: we err toward deletion."""

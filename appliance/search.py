@@ -17,12 +17,11 @@ not an oracle. Audited as `search.query` with the hit count and recording ids, n
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from appliance import access, audit, recordings
+from appliance import access, audit, clock, retention
 from appliance.accounts import User
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
@@ -161,27 +160,40 @@ def _fragments(marked: str) -> tuple[tuple[str, bool], ...]:
     return tuple(out)
 
 
+# Hits in recordings the user may read now, in one statement: folder rights as recordings.visible_rows,
+# the retention deadline as one creation-time cut-off per clock (retention.hidden_at_or_before). Lines come
+# newest first (FTS5 walks its index in rowid order and stops at the limit, so a common word costs no more
+# than a rare one); titles (negative rowids, newest most negative) come first.
+_HITS_SQL = (
+    "SELECT f.rowid, f.recording_id, f.idx, snippet(search_fts, 0, :hs, :he, '…', 24) AS snip, r.title, "
+    "s.start FROM search_fts f JOIN recordings r ON r.id = f.recording_id "
+    "LEFT JOIN folders fo ON fo.id = r.folder_id "
+    "LEFT JOIN folder_shares sh ON sh.folder_id = fo.id AND sh.user_id = :u "
+    "LEFT JOIN segments s ON s.id = f.rowid "
+    "WHERE search_fts MATCH :q AND f.rowid {side} 0 "
+    "AND ((fo.id IS NULL AND r.owner_id = :u) OR fo.owner_id = :u OR sh.user_id IS NOT NULL) "
+    "AND r.created_at > :sys_cut AND (:rtc_cut IS NULL OR coalesce(r.created_at_rtc, r.created_at) > :rtc_cut) "
+    "ORDER BY f.rowid {order} LIMIT :lim")
+
+
 def search(conn: Connection, user: User, raw: str | None, *, limit: int = DEFAULT_LIMIT) -> Results:
-    """The best `limit` hits (lines and titles) in the recordings the user may read now; audited."""
+    """Up to `limit` hits (titles, then lines newest first) in the recordings the user may read now; audited."""
     query = parse_query(raw)
-    visible = {r["id"]: r for r in recordings.visible_rows(conn, user)}
     results = Results(query)
-    if visible:
-        ranked = conn.execute(
-            "SELECT rowid, recording_id, idx, snippet(search_fts, 0, ?, ?, '…', 24) AS snip FROM search_fts "
-            "WHERE search_fts MATCH ? AND recording_id IN (SELECT value FROM json_each(?)) ORDER BY rank LIMIT ?",
-            (HL_START, HL_END, query.expression, json.dumps(list(visible)), limit + 1)).fetchall()
-        results.truncated = len(ranked) > limit
-        ranked = ranked[:limit]
-        rowids = [r["rowid"] for r in ranked]
-        marked = {r["rowid"]: r["snip"] for r in ranked}
-        starts = {r["id"]: r["start"] for r in conn.execute(
-            "SELECT id, start FROM segments WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps([i for i in rowids if i > 0]),))}
-        for r in ranked:
-            rec = visible[r["recording_id"]]
-            results.hits.append(Hit(r["recording_id"], rec["title"], int(r["idx"]), starts.get(r["rowid"]),
-                                    _fragments(marked.get(r["rowid"], ""))))
+    if user.can_read_content and not user.disabled:
+        rcfg = access.retention_config(conn).retention
+        reading = clock.read(rcfg.rtc_path)
+        params = {"hs": HL_START, "he": HL_END, "u": user.id, "q": query.expression, "lim": limit + 1,
+                  "sys_cut": retention.hidden_at_or_before(rcfg, reading.system),
+                  "rtc_cut": retention.hidden_at_or_before(rcfg, reading.rtc) if reading.rtc is not None else None}
+        rows = conn.execute(_HITS_SQL.format(side="<", order="ASC"), params).fetchall()
+        if len(rows) <= limit:
+            rows += conn.execute(_HITS_SQL.format(side=">", order="DESC"),
+                                 {**params, "lim": limit + 1 - len(rows)}).fetchall()
+        results.truncated = len(rows) > limit
+        for r in rows[:limit]:
+            results.hits.append(Hit(r["recording_id"], r["title"], int(r["idx"]), r["start"],
+                                    _fragments(r["snip"] or "")))
     found = list(dict.fromkeys(h.recording_id for h in results.hits))
     results.recordings = len(found)
     with transaction(conn):

@@ -1,8 +1,9 @@
-"""Search latency at 1 000 and 10 000 transcripts of synthetic Swedish text (20 lines each).
+"""Search latency at 1 000 and 10 000 transcripts of synthetic Swedish text (20 lines each); hits come newest first.
 
-Times `appliance.search.search` (query parsing, the user's visible recordings with the retention check,
-ranked FTS5 match restricted to them, snippets, the audit record) against the raw library in the same run:
-a bare `MATCH ... ORDER BY rank LIMIT 50` of the same FTS5 expression on the same table. Goal: p95 <= 50 ms
+Times `appliance.search.search` (query parsing, folder rights and the retention cut-off in SQL, FTS5 match
+newest first, snippets, the audit record), for a user who sees three quarters of the transcripts and one who
+sees a quarter, against the raw library in the same run: a bare `MATCH ... ORDER BY rank LIMIT 50` of the
+same FTS5 expression on the same table (what search did before). Goal: p95 <= 50 ms
 at 10 000. Run: `.venv/bin/python bench/search.py [--sizes 1000 10000] [--queries 200]`.
 """
 
@@ -63,7 +64,7 @@ def build(state: Path, n: int, rng: random.Random):
                                  [(rid, s, s * 5.0, s * 5.0 + 5, " ".join(sentence(rng) for _ in range(2)))
                                   for s in range(LINES_PER_TRANSCRIPT)])
         conn.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
-    return app, user
+    return app, user, other
 
 
 def pct(values: list[float], p: float) -> float:
@@ -75,9 +76,9 @@ def run(n: int, queries: int) -> None:
     rng = random.Random(n)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        app, user = build(Path(tmp) / "state", n, rng)
+        app, user, other = build(Path(tmp) / "state", n, rng)
         built = time.perf_counter() - t0
-        ours, raw, hits = [], [], []
+        ours, raw, hits, few = [], [], [], []
         with closing(app.connect()) as conn:
             for i in range(queries + 10):
                 q = QUERIES[i % len(QUERIES)]
@@ -89,7 +90,11 @@ def run(n: int, queries: int) -> None:
                 t = time.perf_counter()
                 res = search.search(conn, user, q)
                 o = time.perf_counter() - t
+                t = time.perf_counter()
+                search.search(conn, other, q)  # sees a quarter: more index entries walked per hit
+                f = time.perf_counter() - t
                 if i >= 10:  # warm-up
+                    few.append(f * 1000)
                     raw.append(r * 1000)
                     ours.append(o * 1000)
                     hits.append(len(res.hits))
@@ -98,7 +103,8 @@ def run(n: int, queries: int) -> None:
     print(f"{n:>6} transcripts ({n * LINES_PER_TRANSCRIPT} lines, db {size / 2**20:.0f} MiB, built in {built:.1f} s): "
           f"search p50 {p50:.1f} ms p95 {p95:.1f} ms | raw FTS5 MATCH p50 {r50:.1f} ms p95 {r95:.1f} ms | "
           f"ratio p50 {p50 / r50:.1f}x p95 {p95 / r95:.1f}x | mean hits {statistics.mean(hits):.0f} | "
-          f"goal p95 <= 50 ms: {'met' if p95 <= 50 else 'NOT met'}")
+          f"user seeing 1/4: p50 {pct(few, 50):.1f} ms p95 {pct(few, 95):.1f} ms | "
+          f"goal p95 <= 50 ms: {'met' if max(p95, pct(few, 95)) <= 50 else 'NOT met'}")
 
 
 def main() -> None:

@@ -296,3 +296,15 @@ def test_content_access_fails_closed_on_a_connection_without_retention_rules(app
             recordings.get_recording(raw, user, rid)
         with pytest.raises(RuntimeError, match="retention rules unknown"):
             recordings.visible_rows(raw, user)
+
+
+def test_one_creation_time_cut_off_agrees_with_every_deadline():
+    """search filters by `created_at > hidden_at_or_before(now)`: the same answer as the per-row deadline,
+    at random times across DST changes and exactly at the cut-off."""
+    rcfg = load_config(environ={}).retention
+    rng = random.Random(7)
+    for _ in range(3000):
+        now = 1.7e9 + rng.uniform(0, 3e7)
+        cut = retention.hidden_at_or_before(rcfg, now)
+        for created in (now - rng.uniform(0, 10 * 86400), cut, cut - 0.001, cut + 0.001):
+            assert (now >= retention.deadline(rcfg, created)) == (created <= cut)
