@@ -30,7 +30,9 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP_RUN): pyproject.toml $(STAMP_APT_RUN) | $(PY)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q $(if $(wildcard $(STATE_DIR)/cache/wheels),--find-links $(STATE_DIR)/cache/wheels) -e .
+# torch first, pinned (its CPU wheel): letting `pip install -e .` resolve it could pull GBs of CUDA packages.
 	touch $@
 
 $(STAMP_DEV): pyproject.toml $(STAMP_RUN)

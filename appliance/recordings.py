@@ -195,28 +195,44 @@ def get_recording(conn: Connection, user: User, rec_id: str, action: str = "reco
                     permission=access.recording_permission(conn, user, row, conn.cfg))
 
 
+def default_speaker_name(speaker: int) -> str:
+    """What a speaker is called until a caseworker names them (appliance/speakers.py)."""
+    return f"Talare {speaker}"
+
+
 @dataclass(frozen=True)
 class TranscriptSegment(Segment):
     """A transcript line as people and the rest of the product see it: the latest edit wins over the
-    machine text (`machine_text`); `edited` says whether it was edited, `edit_id` the latest edit (0: none)."""
+    machine text (`machine_text`); `edited` says whether it was edited, `edit_id` the latest edit (0: none).
+    `speaker` is the line's speaker (a caseworker's correction wins over the machine's), `speaker_name` what
+    they are called in this recording ("Mamma", else "Talare N"; empty when unknown)."""
 
     idx: int = 0
     edited: bool = False
     machine_text: str = ""
     edit_id: int = 0
+    speaker_name: str = ""
 
 
 # The latest edit per (recording, idx) is applied on read: the asr worker may replace segment rows, edits stay.
+# The same holds for speaker corrections (segment_speakers); names come from recording_speakers.
 _SEGMENTS_SQL = (
-    'SELECT s.idx, s.start, s."end", s.text, e.id AS edit_id, e.after AS edited_text FROM segments s '
+    'SELECT s.idx, s.start, s."end", s.text, e.id AS edit_id, e.after AS edited_text, '
+    "coalesce(ss.speaker, s.speaker) AS speaker, rs.name AS speaker_name FROM segments s "
     "LEFT JOIN segment_edits e ON e.id = (SELECT max(x.id) FROM segment_edits x "
-    "WHERE x.recording_id = s.recording_id AND x.idx = s.idx) WHERE s.recording_id = ?")
+    "WHERE x.recording_id = s.recording_id AND x.idx = s.idx) "
+    "LEFT JOIN segment_speakers ss ON ss.recording_id = s.recording_id AND ss.idx = s.idx "
+    "LEFT JOIN recording_speakers rs ON rs.recording_id = s.recording_id "
+    "AND rs.speaker = coalesce(ss.speaker, s.speaker) WHERE s.recording_id = ?")
 
 
 def _transcript_segment(r) -> TranscriptSegment:
     edited = r["edit_id"] is not None
-    return TranscriptSegment(r["start"], r["end"], r["edited_text"] if edited else r["text"], idx=r["idx"],
-                             edited=edited, machine_text=r["text"], edit_id=r["edit_id"] or 0)
+    speaker = r["speaker"]
+    name = r["speaker_name"] or (default_speaker_name(speaker) if speaker is not None else "")
+    return TranscriptSegment(r["start"], r["end"], r["edited_text"] if edited else r["text"], speaker=speaker,
+                             idx=r["idx"], edited=edited, machine_text=r["text"], edit_id=r["edit_id"] or 0,
+                             speaker_name=name)
 
 
 def transcript_segments(conn: Connection, rec_id: str) -> list[TranscriptSegment]:

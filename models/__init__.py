@@ -1,9 +1,10 @@
 """Backends behind the ports in `appliance.ports`, plus the model manifest and store.
 
 Transcriber backends register themselves by config name (``asr.backend``) with
-`register_transcriber`; `load_transcriber` verifies the model against the manifest first, so a model
-whose files do not match is never handed to a library. Backend modules keep their heavy imports
-(faster_whisper, ctranslate2, ...) inside functions, so discovering them is cheap.
+`register_transcriber`, diarization backends (``diarization.backend``) with `register_diarizer`;
+`load_transcriber` verifies the model against the manifest first, so a model whose files do not match is
+never handed to a library. Backend modules keep their heavy imports (faster_whisper, ctranslate2, torch,
+...) inside functions, so discovering them is cheap.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import AsrConfig
+from appliance.config import AsrConfig, DiarizationConfig
 from appliance.errors import ModelError
-from appliance.ports import Transcriber
+from appliance.ports import Diarizer, Transcriber
 from models.store import get_spec, verify_model
 
 log = logging.getLogger(__name__)
@@ -80,3 +81,33 @@ def load_transcriber(asr_config: AsrConfig, store_dir: Path) -> Transcriber:
     log.info("loading transcriber %s with model %s (%s, %s)", asr_config.backend, spec.name,
              asr_config.device, asr_config.compute_type)
     return backend.factory(model_path, asr_config)
+
+
+DiarizerFactory = Callable[[DiarizationConfig], Diarizer]
+"""Builds a loaded diarizer from the diarization config (its weights ship inside a Python package, which the
+backend checks against a pinned SHA-256 before loading)."""
+
+_DIARIZERS: dict[str, DiarizerFactory] = {}
+
+
+def register_diarizer(name: str) -> Callable[[DiarizerFactory], DiarizerFactory]:
+    """Class/function decorator: make a diarization backend available under config name `name`."""
+
+    def decorator(factory: DiarizerFactory) -> DiarizerFactory:
+        if name in _DIARIZERS and _DIARIZERS[name] is not factory:
+            raise ValueError(f"diarization backend {name!r} registered twice")
+        _DIARIZERS[name] = factory
+        return factory
+
+    return decorator
+
+
+def load_diarizer(config: DiarizationConfig) -> Diarizer:
+    """Load the configured diarization backend (once per process: the asr unit, `appliance transcribe`)."""
+    if config.backend not in _DIARIZERS:
+        _discover()
+    factory = _DIARIZERS.get(config.backend)
+    if factory is None:
+        raise ModelError(f"Unknown diarization backend {config.backend!r}; available: {sorted(_DIARIZERS)}")
+    log.info("loading diarizer %s (%s)", config.backend, config.device)
+    return factory(config)

@@ -105,7 +105,7 @@ def _cmd_user_reset_password(args: argparse.Namespace) -> int:
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from models import load_transcriber
-    from services.transcription import options_for, transcribe_audio
+    from services.transcription import diarize_options_for, load_diarizer_for, options_for, transcribe_audio
 
     cfg = load_config(args.config)
     path = Path(args.file)
@@ -113,14 +113,17 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         raise ApplianceError(f"{path}: no such file")
     transcriber = load_transcriber(cfg.asr, cfg.paths.models)
     options = options_for(cfg.asr, language=args.language)
+    diarizer = load_diarizer_for(cfg.diarization)
     with path.open("rb") as f:
-        transcript = transcribe_audio(transcriber, f, options)
+        transcript = transcribe_audio(transcriber, f, options, diarizer=diarizer,
+                                      diarize_options=diarize_options_for(cfg.diarization, args.speakers))
     if args.json:
         json.dump(transcript.to_json_dict(), sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
         for s in transcript.segments:
-            print(f"[{s.start:7.2f} → {s.end:7.2f}] {s.text.strip()}")
+            who = f" Talare {s.speaker}:" if s.speaker is not None else ""
+            print(f"[{s.start:7.2f} → {s.end:7.2f}]{who} {s.text.strip()}")
     return 0
 
 
@@ -240,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transcribe", help="transcribe a file with the service's pipeline")
     t.add_argument("file")
     t.add_argument("--language", help="spoken language (default from config: sv)")
-    t.add_argument("--json", action="store_true", help="print JSON with segments and words")
+    t.add_argument("--json", action="store_true", help="print JSON with segments (with speakers) and words")
+    t.add_argument("--speakers", type=int, choices=range(1, 11), metavar="N",
+                   help="number of speakers, 1-10 (default: estimated); diarization follows [diarization]")
     t.set_defaults(fn=_cmd_transcribe)
     return p
 

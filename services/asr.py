@@ -18,12 +18,12 @@ import threading
 import time
 from contextlib import closing
 
-from appliance import audit, clock, jobs
+from appliance import audit, clock, jobs, speakers
 from appliance.config import Config, load_config
 from appliance.context import Appliance, open_appliance
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, BadAudio, IntegrityError
-from appliance.ports import Segment, Transcriber
+from appliance.ports import Diarizer, Segment, Transcriber
 from appliance.recordings import TRANSCRIBE_JOB
 from models import load_transcriber
 from services.transcription import options_for, transcribe_audio
@@ -60,7 +60,8 @@ class _LeaseKeeper(threading.Thread):
 
 
 class AsrWorker:
-    def __init__(self, app: Appliance, transcriber: Transcriber, worker_id: str | None = None) -> None:
+    def __init__(self, app: Appliance, transcriber: Transcriber, worker_id: str | None = None,
+                 diarizer: Diarizer | None = None) -> None:
         self.app = app
         self.cfg: Config = app.cfg
         self.transcriber = transcriber
@@ -71,6 +72,7 @@ class AsrWorker:
         log.info("asr worker %s ready (model %s)", self.worker, self.transcriber.name)
         while not self.stopping.is_set():
             if not self.run_once():
+        self.diarizer = diarizer  # None: transcripts without speakers (diarization off)
                 self.stopping.wait(self.cfg.asr.poll_seconds)
         log.info("asr worker %s stopped", self.worker)
 
@@ -99,7 +101,7 @@ class AsrWorker:
 
     def _process(self, job: jobs.Job, keeper: _LeaseKeeper) -> None:
         with closing(self.app.connect()) as conn:
-            row = conn.execute("SELECT dek, language, duration FROM recordings WHERE id = ?",
+            row = conn.execute("SELECT dek, language, duration, speakers_hint FROM recordings WHERE id = ?",
                                (job.recording_id,)).fetchone()
             if row is None:  # deleted meanwhile; the job row went with it
                 return
@@ -124,7 +126,8 @@ class AsrWorker:
                 last_write = now
 
         started = time.monotonic()
-        transcript = transcribe_audio(self.transcriber, data, options, on_segment=on_segment)
+        transcript = transcribe_audio(self.transcriber, data, options, on_segment=on_segment, diarizer=self.diarizer,
+                                      diarize_options=diarize_options_for(self.cfg.diarization, row["speakers_hint"]))
         del data
         with closing(self.app.connect()) as conn, transaction(conn):
             if not jobs.holds_lease(conn, job.id, self.worker):
@@ -180,7 +183,7 @@ def main(config_path: str | None = None) -> int:
     except ApplianceError as exc:
         log.error("asr cannot start: %s", exc)
         return 2
-    worker = AsrWorker(app, transcriber)
+    worker = AsrWorker(app, transcriber, diarizer=load_diarizer_for(cfg.diarization))
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping after the current segment", signum)

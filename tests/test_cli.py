@@ -37,7 +37,8 @@ def test_transcribe_json_matches_raw_faster_whisper(env, sv_clip, model_store):
     result = json.loads(out.stdout)
     assert result["language"] == "sv" and 8 < result["duration"] < 11
     seg = result["segments"][0]
-    assert set(seg) == {"start", "end", "text", "words"}
+    assert set(seg) == {"start", "end", "speaker", "text", "words"}
+    assert result["diarization"] == "done" and seg["speaker"] == 1  # speakers are numbered by first line
     assert set(seg["words"][0]) == {"start", "end", "word", "probability"}
     ours = " ".join(s["text"] for s in result["segments"])
     recognised(ours)

@@ -103,6 +103,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     )
 
     security.init_app(app)
+        speakers,
     auth.init_app(app)  # loads the signed-in user before CSRF runs, so error pages know who is there
     csrf.init_app(app)
     errors.init_app(app)
@@ -118,4 +119,5 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     app.register_blueprint(api.bp)
     app.teardown_appcontext(_close_db)
     app.jinja_env.globals.update(_=i18n._, ngettext=i18n.ngettext)
+    app.register_blueprint(speakers.bp)
     return app

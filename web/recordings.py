@@ -12,7 +12,7 @@ import logging
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance import edits, folders, recordings, reminders
+from appliance import edits, folders, recordings, reminders, speakers
 from appliance.errors import ApplianceError, BadAudio, NotFound
 from web import appliance, db
 from web.auth import login_required, wants_json
@@ -88,7 +88,8 @@ def recording(rec_id: str):
     segments = recordings.transcript_segments(conn, rec.id) if rec.status == "ready" else []
     targets = [f for f in folders.writable(conn, g.user) if f.id != rec.folder_id] if rec.can_edit else []
     return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING,
-                           move_targets=targets)
+                           move_targets=targets, speakers=speakers.list_speakers(conn, rec.id, segments),
+                           diarization=speakers.diarization(conn, rec.id))
 
 
 def _back_to_line(rec_id: str, idx: int):
