@@ -68,6 +68,10 @@ def allows(permission: str | None, needed: str) -> bool:
 
 
 def content_role(user: User) -> str | None:
+    "recording.chat": VIEWER,         # ask / rewrite / suggested questions (appliance/assistant/chat.py)
+    "recording.chat_clear": EDITOR,   # delete the recording's questions and answers
+    "recording.topics": VIEWER,       # generate the topic table of contents (appliance/assistant/topics.py)
+    "recording.case_draft": VIEWER,   # use the recording as a source of a case draft (case_drafts.py)
     """The role under which the user reads content, for the audit record."""
     return next((r for r in ("caseworker", "manager") if r in user.roles), None)
 

@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("name")
     ui.set_defaults(fn=_cmd_user_invite)
     ur = user.add_parser("reset-password", help="set a new one-time password")
+    from provisioning import assistant_cli
+    assistant_cli.register(sub)  # appliance llm|assistant|summarize
     ur.add_argument("name")
     ur.set_defaults(fn=_cmd_user_reset_password)
 

@@ -121,7 +121,8 @@ def _purge(cfg: Config) -> Check:
 
 def run_checks(cfg: Config) -> list[Check]:
     steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
-                                                            _clock, _purge]
+                                                            _clock, _purge, _capture_devices,
+                                                            _llm]
     checks: list[Check] = []
     for step in steps:
         result = step(cfg)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# Web fixtures (app, ctx, db, users, client, clock, anna, totp_secrets) for every module.
-pytest_plugins = ["tests.web_fixtures"]
+# Web fixtures (app, ctx, db, users, client, clock, anna, totp_secrets) and the llama.cpp server (llm_server,
+# llm_ctx, dead_llm_url, silent_llm_url) for every module.
+pytest_plugins = ["tests.web_fixtures", "tests.llm_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

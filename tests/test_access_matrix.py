@@ -19,7 +19,7 @@ from appliance import clock as core_clock
 from appliance.accounts import create_user, get_user
 from appliance.config import load_config
 from appliance.context import init_state
-from tests.conftest import make_tone
+from tests.conftest import free_port, make_tone
 from tests.web_fixtures import PASSWORD, FakeClock, _client, csrf_from, sign_in
 from web import create_app
 
@@ -86,6 +86,24 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                           303, {"sid": "0-0-1", "scope": "all"})],
     ("suggestions.dismiss", "POST"): [Case("POST", "/recordings/{rid}/suggestions/dismiss", "editor",
                                            "recording", 303, {"sid": "0-0-1"})],
+    # The assistant (chat, topics): the world's model server is a dead port, so an allowed request ends in the
+    # clear "not answering" message and a 303 back to the page, never a hang or a 500.
+    ("chat.ask", "POST"): [Case("POST", "/recordings/{rid}/chat", "viewer", "recording", 303,
+                                {"question": "Vad handlar samtalet om?"})],
+    ("chat.suggest", "POST"): [Case("POST", "/recordings/{rid}/chat/suggest", "viewer", "recording", 303, {})],
+    ("chat.clear", "POST"): [Case("POST", "/recordings/{rid}/chat/clear", "editor", "recording", 303, {})],
+    ("chat.make_topics", "POST"): [Case("POST", "/recordings/{rid}/topics", "viewer", "recording", 303, {})],
+    # Summaries: the world's recording is not transcribed, so an allowed request is refused with a message and a
+    # 303 back to the page; summary 1 (inserted below, finished) is what review and retry act on.
+    ("summaries.create", "POST"): [Case("POST", "/recordings/{rid}/summaries", "viewer", "recording", 303,
+                                        {"template": "rad"})],
+    ("summaries.status", "GET"): [Case("GET", "/recordings/{rid}/summaries/status", "viewer", "recording", 200)],
+    ("summaries.review", "POST"): [Case("POST", "/recordings/{rid}/summaries/review", "editor", "recording", 303,
+                                        {"summary_id": "1", "state": "granskad"})],
+    ("summaries.retry", "POST"): [Case("POST", "/recordings/{rid}/summaries/retry", "viewer", "recording", 303,
+                                       {"summary_id": "1"})],
+    ("summaries.edit", "POST"): [Case("POST", "/recordings/{rid}/summaries/edit", "editor", "recording", 303,
+                                      {"summary_id": "1", "section": "0", "statement": "0", "text": "Ny text"})],
     ("pii.index", "GET"): [Case("GET", "/recordings/{rid}/personal-data", "viewer", "recording", 200)],
     ("pii.decide", "POST"): [Case("POST", "/recordings/{rid}/personal-data/decide", "editor", "recording", 303,
                                   {"entity": "1", "status": "confirmed"})],
@@ -127,7 +145,9 @@ def world(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         fake = FakeClock()
         mp.setattr(core_clock, "now", fake.now)
-        ctx = init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp / "state")}))
+        ctx = init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp / "state"),
+                                              # nothing listens there: assistant routes fail fast and clearly
+                                              "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}))
         conn = ctx.connect()
         ids = {}
         for name, roles in {**ACTORS, BYSTANDER: ["caseworker"]}.items():
@@ -157,6 +177,9 @@ def test_every_id_route_is_in_the_matrix(world):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if (rule.endpoint, method) not in ROUTES:
                 missing.append(f"{method} {rule.rule} ({rule.endpoint})")
+        conn.execute("INSERT INTO summaries (id, recording_id, template_key, template_name, status, content, "
+                     "created_at) VALUES (1, ?, 'rad', 'Råd', 'done', ?, 0)",  # what review/retry act on
+                     (rid, '{"template": {"name": "Råd"}, "sections": []}'))
     assert not missing, f"routes with a recording/folder id missing from the access matrix: {missing}"
     known = {(r.endpoint, m) for r in world.app.url_map.iter_rules() for m in r.methods}
     assert set(ROUTES) <= known, set(ROUTES) - known  # no stale entries

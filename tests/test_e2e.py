@@ -76,11 +76,18 @@ def _wait_http(port: int, timeout: float = 60) -> None:
     raise AssertionError("web did not start listening")
 
 
+def llm_port_env() -> dict[str, str]:
+    """`appliance run` also starts the llm unit: give it a free port so parallel runs never collide."""
+    llm_port = free_port()
+    return {"APPLIANCE_LLM__PORT": str(llm_port), "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
+
+
 @pytest.fixture
 def running(tmp_path, model_store):
     port = free_port()
     env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "2", "APPLIANCE_ASR__POLL_SECONDS": "0.2"}
+           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "2", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
+           **llm_port_env()}
     app = Appliance(env)
     try:
         password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)

@@ -89,6 +89,8 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     from web import (
         admin,
         api,
+        assistant_chat,
+        assistant_summaries,
         auth,
         errors,
         folders,

@@ -1,0 +1,444 @@
+"""Chat about one recording: free questions with cited answers, rewrites of an answer, suggested questions.
+
+An answer is grammar-constrained JSON, `{"statements": [{"text", "segments"}]}`, so every statement carries
+the transcript segment numbers it rests on (the numbers are limited to those in the prompt); it streams to
+the browser statement by statement (`statement_stream.StatementStream`) and is checked by the grounding
+checker (`grounding.check`) when complete. A rewrite ("Byt ut klientens namn till du", "enkelt språk") takes
+an earlier answer and an instruction and answers with cited statements again.
+
+Everything is stored with the recording (`chat_messages`, `chat_suggestions`, migration 0014) and deleted
+with it. Asking reads the transcript, so it is an audited content read (`recording.chat`, viewer rights:
+a colleague with read access may ask too; the history shows who asked). Clearing the history needs editor
+rights. The audit log gets ids, counts and whether personal data was revealed to the model, never text.
+
+The transcript reaches the prompt only through `transcript.numbered_segments` (pseudonymized unless the
+caseworker ticks "Visa personuppgifter för modellen i denna begäran" for that one request). A long transcript
+does not fit a small context: the segments that share the most words with the question (and their
+neighbours) are chosen until the prompt budget is used (`select_context`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from appliance import access, audit, clock, pseudonymize
+from appliance.accounts import User
+from appliance.assistant import grounding, prompts
+from appliance.assistant.statement_stream import StatementStream, StreamedStatement
+from appliance.assistant.transcript import NumberedSegment, numbered_segments
+from appliance.db import Connection, transaction
+from appliance.errors import ApplianceError
+from appliance.llm_client import LlmClient, LlmError
+from appliance.search import stem
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT = 1000
+MAX_STATEMENTS = 5
+MAX_STATEMENT_CHARS = 300
+ANSWER_TOKENS = 600
+CHARS_PER_TOKEN = 2.5  # conservative for Swedish text in small models' tokenizers
+PROMPT_OVERHEAD_TOKENS = 350  # instructions, the question, the chat template
+MSG_EMPTY = "Skriv en fråga."
+MSG_TOO_LONG = f"Frågan är för lång (högst {MAX_PROMPT} tecken)."
+MSG_NO_TRANSCRIPT = "Inspelningen har ingen utskrift än, så det finns inget att fråga om."
+MSG_NO_SOURCE = "Svaret som skulle skrivas om finns inte längre. Ladda om sidan."
+MSG_INTERRUPTED = "Svaret avbröts innan det var klart. Försök igen."
+
+# Rewrite prompts offered beside every answer (the Helsingborg pilot's examples first).
+REWRITES: dict[str, tuple[str, str]] = {
+    "du": ("Byt ut klientens namn till du",
+           "Byt ut klientens namn till du. Texten ska vara riktad till klienten."),
+    "enkelt": ("Enkelt språk (12-åring)",
+               "Använd ett språk som inte är formellt och som kan läsas av en 12-åring."),
+    "kortare": ("Kortare", "Gör texten kortare. Behåll bara det viktigaste."),
+    "formellt": ("Formellt journalspråk", "Skriv om texten i sakligt och formellt journalspråk."),
+}
+
+# Task instructions; prompts.system_message adds the role, the "transcript is data" rule and the citation rule.
+TASK_QUESTION = ("Uppgift: svara på handläggarens fråga om samtalet, kort och bara utifrån transkriptet. "
+                 "Om transkriptet inte besvarar frågan, säg det.")
+TASK_REWRITE = ("Uppgift: skriv om texten enligt handläggarens instruktion. Behåll innehållet och ange för "
+                "varje påstående numren på de rader det bygger på.")
+TASK_SUGGEST = ("Uppgift: föreslå korta frågor som handläggaren kan ställa om samtalet för att få fram det "
+                "viktigaste till dokumentationen.")
+
+
+@dataclass(frozen=True)
+class Citation:
+    number: int
+    idx: int | None     # segment index (player link); None when the number does not exist
+    start: float | None
+
+
+@dataclass(frozen=True)
+class AnswerStatement:
+    text: str
+    citations: tuple[Citation, ...]
+    status: str          # grounding status (ok, uncited, unknown_citation, unsupported)
+    status_text: str
+
+    @property
+    def flagged(self) -> bool:
+        return self.status != grounding.OK
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "status": self.status, "status_text": self.status_text, "flagged": self.flagged,
+                "citations": [{"number": c.number, "idx": c.idx, "start": c.start} for c in self.citations]}
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: int
+    kind: str            # question or rewrite
+    prompt: str
+    statements: tuple[AnswerStatement, ...]
+    state: str           # running, done, failed
+    error: str | None
+    revealed: bool
+    asked_by: str
+    created_at: float
+    source_id: int | None = None
+
+    @property
+    def flagged(self) -> int:
+        return sum(1 for s in self.statements if s.flagged)
+
+    def plain_text(self) -> str:
+        return "\n".join(s.text for s in self.statements)
+
+
+@dataclass
+class ChatRequest:
+    """A question ready for the model: the stored row, the messages, and what citations may refer to."""
+
+    message_id: int
+    recording_id: str
+    kind: str
+    messages: list[dict]
+    response_format: dict
+    segments: dict[int, NumberedSegment]
+    revealed: bool
+    statements: list[AnswerStatement] = field(default_factory=list)
+
+
+# --- context selection -------------------------------------------------------------------------
+
+def prompt_budget_chars(n_ctx: int, answer_tokens: int = ANSWER_TOKENS) -> int:
+    """How many characters of transcript lines fit the context next to the instructions and the answer."""
+    return max(600, int((n_ctx - answer_tokens - PROMPT_OVERHEAD_TOKENS) * CHARS_PER_TOKEN))
+
+
+def select_context(segments: list[NumberedSegment], query: str, budget_chars: int,
+                   must: frozenset[int] = frozenset()) -> list[NumberedSegment]:
+    """The transcript lines to show the model, in transcript order: all of them when they fit, else the
+    lines sharing the most content words with `query` (and `must`, e.g. an answer's citations), each with
+    its neighbours for context, until `budget_chars` is used."""
+    if sum(len(s.line()) + 1 for s in segments) <= budget_chars:
+        return list(segments)
+    words = {stem(w) for w in grounding.content_words(query)}
+    pos = {s.number: i for i, s in enumerate(segments)}
+
+    def score(s: NumberedSegment) -> int:
+        return len(words & {stem(w) for w in grounding.content_words(s.text)})
+
+    ranked = [s.number for s in segments if s.number in must]
+    ranked += [s.number for s in sorted(segments, key=lambda s: (-score(s), s.number)) if score(s) > 0]
+    ranked += [s.number for s in segments]  # then from the start: the conversation's opening sets the scene
+    chosen: set[int] = set()
+    used = 0
+    for number in ranked:
+        i = pos.get(number)
+        if i is None:
+            continue
+        for j in (i, i - 1, i + 1):
+            if 0 <= j < len(segments) and segments[j].number not in chosen:
+                cost = len(segments[j].line()) + 1
+                if used + cost > budget_chars:
+                    continue
+                chosen.add(segments[j].number)
+                used += cost
+        if used >= budget_chars:
+            break
+    return [s for s in segments if s.number in chosen]
+
+
+def answer_schema(numbers: list[int]) -> dict:
+    """JSON schema of an answer: statements with text and the segment numbers they rest on (at least one, and
+    only numbers that were in the prompt can be written)."""
+    cite: dict = {"type": "integer", "enum": numbers} if numbers else {"type": "integer"}
+    return {"type": "json_object", "schema": {
+        "type": "object",
+        "properties": {"statements": {
+            "type": "array", "minItems": 1, "maxItems": MAX_STATEMENTS,
+            "items": {"type": "object",
+                      "properties": {"text": {"type": "string", "minLength": 1, "maxLength": MAX_STATEMENT_CHARS},
+                                     "segments": {"type": "array", "minItems": 1, "maxItems": 5,
+                                                  "items": cite}},
+                      "required": ["text", "segments"]}}},
+        "required": ["statements"]}}
+
+
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def _statement(raw: dict, segments: dict[int, NumberedSegment]) -> AnswerStatement:
+    cites = tuple(Citation(n, segments[n].idx if n in segments else None,
+                           segments[n].start if n in segments else None) for n in raw.get("segments", []))
+    return AnswerStatement(raw.get("text", ""), cites, raw.get("status", grounding.UNCITED),
+                           grounding.STATUS_TEXT.get(raw.get("status", ""), ""))
+
+
+def check_statements(raw: list[StreamedStatement], segments: dict[int, NumberedSegment]) -> list[AnswerStatement]:
+    """Grounding check of streamed statements against the transcript lines they cite."""
+    texts = {n: s.text for n, s in segments.items()}
+    out = []
+    for st in raw:
+        text = " ".join(st.text.split())
+        if not text:
+            continue
+        numbers = tuple(dict.fromkeys(st.segments))
+        checked = grounding.check_statement(grounding.Statement(text, numbers), texts)
+        out.append(_statement({"text": text, "segments": list(numbers), "status": checked.status}, segments))
+    return out
+
+
+def _message(row, segments: dict[int, NumberedSegment]) -> ChatMessage:
+    try:
+        raw = json.loads(row["answer"] or "[]")
+    except ValueError:
+        raw = []
+    return ChatMessage(row["id"], row["kind"], row["prompt"], tuple(_statement(r, segments) for r in raw),
+                       row["state"], row["error"], bool(row["revealed"]), row["asked_by"] or "–", row["created_at"],
+                       row["source_id"])
+
+
+@dataclass(frozen=True)
+class Position:
+    idx: int
+    start: float
+
+
+def segment_positions(conn: Connection, rec_id: str) -> dict[int, Position]:
+    """Segment number → (index, start time), for citation links; no text (that only reaches prompts through
+    numbered_segments)."""
+    return {r["idx"] + 1: Position(r["idx"], r["start"])
+            for r in conn.execute("SELECT idx, start FROM segments WHERE recording_id = ?", (rec_id,))}
+
+
+_HISTORY_SQL = ("SELECT m.*, u.display_name AS asked_by FROM chat_messages m LEFT JOIN users u ON u.id = m.user_id "
+                "WHERE m.recording_id = ?")
+
+
+def for_display(conn: Connection, rec_id: str, statement: AnswerStatement) -> AnswerStatement:
+    """The statement as the caseworker reads it: the recording's placeholders ("[PERSON 1]") that the model
+    saw are put back to the real values (stored answers keep the placeholders)."""
+    return dataclasses.replace(statement, text=pseudonymize.reidentify(conn, rec_id, statement.text))
+
+
+def history_for(conn: Connection, rec_id: str) -> list[ChatMessage]:
+    """The recording's questions and answers for display, oldest first (the caller has authorised it)."""
+    segments = segment_positions(conn, rec_id)
+    out = []
+    for r in conn.execute(_HISTORY_SQL + " ORDER BY m.id", (rec_id,)):
+        m = _message(r, segments)
+        out.append(dataclasses.replace(m, statements=tuple(for_display(conn, rec_id, st) for st in m.statements)))
+    return out
+
+
+def suggestions_for(conn: Connection, rec_id: str) -> list[str]:
+    return [r["question"] for r in conn.execute(
+        "SELECT question FROM chat_suggestions WHERE recording_id = ? ORDER BY pos", (rec_id,))]
+
+
+def message_for(conn: Connection, rec_id: str, message_id: int) -> ChatMessage | None:
+    row = conn.execute(_HISTORY_SQL + " AND m.id = ?", (rec_id, message_id)).fetchone()
+    return _message(row, segment_positions(conn, rec_id)) if row else None
+
+
+# --- asking ------------------------------------------------------------------------------------
+
+def _clean_prompt(text: str | None) -> str:
+    text = " ".join((text or "").split())
+    if not text:
+        raise ApplianceError(MSG_EMPTY)
+    if len(text) > MAX_PROMPT:
+        raise ApplianceError(MSG_TOO_LONG)
+    return text
+
+
+def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = None, rewrite: str | None = None,
+            source_id: int | str | None = None, reveal: bool = False, n_ctx: int = 4096) -> ChatRequest:
+    """Authorise (audited, NotFound otherwise), validate and store a question or rewrite as `running`.
+
+    A question needs `prompt`. A rewrite needs `source_id` (an earlier answer of this recording) and either a
+    preset key `rewrite` (REWRITES) or its own instruction in `prompt`. Bad input raises ApplianceError and
+    stores nothing."""
+    access.require_recording(conn, user, rec_id, "recording.chat")
+    source: ChatMessage | None = None
+    if source_id not in (None, ""):
+        try:
+            source = message_for(conn, rec_id, int(source_id))
+        except (TypeError, ValueError):
+            source = None
+        if source is None or source.state != "done" or not source.statements:
+            raise ApplianceError(MSG_NO_SOURCE)
+        if rewrite in REWRITES and not (prompt or "").strip():  # an own instruction wins over the preset
+            prompt = REWRITES[rewrite][1]
+    prompt = _clean_prompt(prompt)
+    all_segments = numbered_segments(conn, rec_id, reveal=reveal, user=user)
+    if not all_segments:
+        raise ApplianceError(MSG_NO_TRANSCRIPT)
+    budget = prompt_budget_chars(n_ctx)
+    # What the caseworker typed and earlier answers get the transcript's placeholders too (unless revealed),
+    # so a name in the question does not reach the model when the transcript's names do not.
+    entities = [] if reveal else pseudonymize.sync(conn, rec_id)
+
+    def for_model(text: str) -> str:
+        return text if reveal else pseudonymize.pseudonymize_text(text, entities)
+
+    if source is None:
+        context = select_context(all_segments, prompt, budget)
+        task, kind = TASK_QUESTION, "question"
+        user_text = f"{prompts.transcript_block(context)}\n\nHandläggarens fråga: {for_model(prompt)}"
+    else:
+        cited = frozenset(c.number for s in source.statements for c in s.citations)
+        context = select_context(all_segments, source.plain_text(), budget - len(source.plain_text()), cited)
+        task, kind = TASK_REWRITE, "rewrite"
+        earlier = "\n".join(f"{for_model(s.text)} [{', '.join(str(c.number) for c in s.citations)}]"
+                            for s in source.statements)
+        user_text = (f"{prompts.transcript_block(context)}\n\nText att skriva om:\n{earlier}\n\n"
+                     f"Handläggarens instruktion: {for_model(prompt)}")
+    numbers = [s.number for s in context]
+    with transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO chat_messages (recording_id, user_id, kind, prompt, state, revealed, created_at, source_id) "
+            "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+            (rec_id, user.id, kind, prompt, int(reveal), clock.now(), source.id if source else None))
+        message_id = int(cur.lastrowid)
+        audit.record(conn, user.actor, f"chat.{kind}", f"recording:{rec_id}", role=access.content_role(user),
+                     data={"message": message_id, "revealed": bool(reveal), "segments_in_prompt": len(numbers)})
+    return ChatRequest(message_id, rec_id, kind,
+                       [prompts.system_message(task), {"role": "user", "content": user_text}],
+                       answer_schema(numbers), {s.number: s for s in all_segments}, reveal)
+
+
+def stream_answer(client: LlmClient, req: ChatRequest) -> Iterator[tuple[str, object]]:
+    """Ask the model; yield ("text", piece) as the current statement's text grows and ("statement",
+    AnswerStatement) when one is complete and checked. Raises LlmError (a message to show) on failure;
+    `req.statements` holds what was complete so far either way."""
+    reader = StatementStream()
+    for piece in client.stream(req.messages, response_format=req.response_format, max_tokens=ANSWER_TOKENS):
+        for kind, value in reader.feed(piece):
+            if kind == "text":
+                yield "text", value
+            else:
+                checked = check_statements([value], req.segments)
+                req.statements.extend(checked)
+                for st in checked:
+                    yield "statement", st
+
+
+def finish(conn: Connection, req: ChatRequest, error: str | None = None) -> None:
+    """Store the answer (or the failure and whatever was complete before it)."""
+    if error is None and not req.statements:
+        error = MSG_INTERRUPTED
+    answer = json.dumps([{"text": s.text, "segments": [c.number for c in s.citations], "status": s.status}
+                         for s in req.statements], ensure_ascii=False)
+    with transaction(conn):
+        conn.execute("UPDATE chat_messages SET answer = ?, state = ?, error = ?, finished_at = ? WHERE id = ?",
+                     (answer, "failed" if error else "done", error, clock.now(), req.message_id))
+    log.info("chat message %s: %s, %d statements, %d flagged", req.message_id, "failed" if error else "done",
+             len(req.statements), sum(1 for s in req.statements if s.flagged))
+
+
+def ask(conn: Connection, client: LlmClient, user: User, rec_id: str, **kwargs) -> ChatMessage:
+    """Ask and wait for the whole answer (forms without JavaScript, the CLI, tests): the same path as the
+    streamed one. The LLM being down is stored as a failed answer with its message, not raised."""
+    req = prepare(conn, user, rec_id, n_ctx=client.cfg.n_ctx, **kwargs)
+    error = None
+    try:
+        for _ in stream_answer(client, req):
+            pass
+    except LlmError as exc:
+        error = str(exc)
+    finish(conn, req, error)
+    return message_for(conn, rec_id, req.message_id)
+
+
+def clear_history(conn: Connection, user: User, rec_id: str) -> int:
+    """Delete the recording's questions and answers (editor rights; NotFound otherwise)."""
+    access.require_recording(conn, user, rec_id, "recording.chat_clear")
+    with transaction(conn):
+        n = conn.execute("DELETE FROM chat_messages WHERE recording_id = ?", (rec_id,)).rowcount
+        audit.record(conn, user.actor, "chat.cleared", f"recording:{rec_id}", role=access.content_role(user),
+                     data={"count": n})
+    return n
+
+
+# --- suggested questions -------------------------------------------------------------------------
+
+MAX_SUGGESTIONS = 4
+SUGGEST_SCHEMA = {"type": "json_object", "schema": {
+    "type": "object",
+    "properties": {"questions": {"type": "array", "minItems": 2, "maxItems": MAX_SUGGESTIONS,
+                                 "items": {"type": "string", "minLength": 5, "maxLength": 160}}},
+    "required": ["questions"]}}
+
+
+def spread(segments: list[NumberedSegment], budget_chars: int) -> list[NumberedSegment]:
+    """Lines from the whole conversation (evenly spaced) that fit `budget_chars`: for overviews."""
+    total = sum(len(s.line()) + 1 for s in segments)
+    if total <= budget_chars:
+        return list(segments)
+    step = total / budget_chars
+    picked, used = [], 0
+    for i, s in enumerate(segments):
+        if int(i % max(1, round(step))) == 0 and used + len(s.line()) + 1 <= budget_chars:
+            picked.append(s)
+            used += len(s.line()) + 1
+    return picked
+
+
+def suggest_questions(conn: Connection, client: LlmClient, user: User, rec_id: str, *,
+                      reveal: bool = False) -> list[str]:
+    """Generate suggested questions from the content and store them (replacing earlier ones). Viewer
+    rights; raises LlmError (message to show, nothing changed) when the model fails."""
+    access.require_recording(conn, user, rec_id, "recording.chat")
+    segments = numbered_segments(conn, rec_id, reveal=reveal, user=user)
+    if not segments:
+        raise ApplianceError(MSG_NO_TRANSCRIPT)
+    context = spread(segments, prompt_budget_chars(client.cfg.n_ctx, 300))
+    messages = [prompts.system_message(TASK_SUGGEST),
+                {"role": "user", "content": f"{prompts.transcript_block(context)}\n\n"
+                                            f"Föreslå {MAX_SUGGESTIONS - 1} frågor om samtalet."}]
+    reply = client.complete(messages, response_format=SUGGEST_SCHEMA, max_tokens=300)
+    questions = _questions(reply.text)
+    if not questions:
+        raise LlmError("Språkmodellen gav inga frågeförslag. Försök igen.")
+    with transaction(conn):
+        conn.execute("DELETE FROM chat_suggestions WHERE recording_id = ?", (rec_id,))
+        conn.executemany("INSERT INTO chat_suggestions (recording_id, pos, question, created_at) VALUES (?, ?, ?, ?)",
+                         [(rec_id, i, q, clock.now()) for i, q in enumerate(questions)])
+        audit.record(conn, user.actor, "chat.suggested", f"recording:{rec_id}", role=access.content_role(user),
+                     data={"count": len(questions), "revealed": bool(reveal)})
+    return questions
+
+
+def _questions(text: str) -> list[str]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    items = data.get("questions") if isinstance(data, dict) else None
+    out: list[str] = []
+    for q in items if isinstance(items, list) else []:
+        q = " ".join(str(q).split())[:160]
+        if len(q) >= 5 and q.casefold() not in {x.casefold() for x in out}:
+            out.append(q if q.endswith("?") else q + "?")
+    return out[:MAX_SUGGESTIONS]

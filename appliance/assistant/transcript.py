@@ -1,0 +1,52 @@
+"""The transcript as the language model gets it: numbered segments.
+
+ALL transcript text that goes into any prompt (summaries, chat, topics, case drafts) comes through
+`numbered_segments`, so pseudonymization ("[PERSON 1]" instead of names) is applied in one place; only an
+explicit per-request choice by the caseworker (`reveal=True`) hands the model the real text. Numbers are the
+segment index + 1 (people count from one); `idx` is the segment's index for links into the player.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance import pseudonymize
+from appliance.accounts import User
+from appliance.db import Connection
+
+
+@dataclass(frozen=True)
+class NumberedSegment:
+    number: int          # what the model cites: idx + 1
+    idx: int             # the segment's index in the recording (player links, edits)
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None  # "Talare 1", or the name caseworkers gave (pseudonymized like the text)
+
+    def line(self) -> str:
+        """The segment as one prompt line: `[12] (03:15) Talare 1: text`."""
+        who = f" {self.speaker}:" if self.speaker else ""
+        return f"[{self.number}] ({clock_time(self.start)}){who} {self.text}"
+
+
+def clock_time(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+def numbered_segments(conn: Connection, recording_id: str, *, reveal: bool = False,
+                      user: User | None = None) -> list[NumberedSegment]:
+    """The transcript (edited text where edited) of a recording the caller has already authorised with
+    access.require_recording, numbered for citations. Empty lines are left out (numbers stay stable).
+
+    Personal data is replaced by the recording's placeholders ("[PERSON 1]", appliance/pseudonymize.py)
+    unless the caseworker chose `reveal` for this request; that choice is audited (`pii.reveal`, by `user`).
+    """
+    segments = pseudonymize.segments_for_model(conn, recording_id, reveal=reveal, user=user)
+    return [NumberedSegment(s.idx + 1, s.idx, s.start, s.end, s.text.strip(), s.speaker_name or None)
+            for s in segments if s.text.strip()]
+
+
+def by_number(segments: list[NumberedSegment]) -> dict[int, NumberedSegment]:
+    return {s.number: s for s in segments}

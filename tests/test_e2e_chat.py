@@ -1,0 +1,142 @@
+"""End to end in Chromium: `appliance run` (gunicorn + TLS, the asr worker, the assistant worker) against the
+session's real llama.cpp server; upload Swedish speech, wait for the transcript, ask a question: the answer
+streams into the page statement by statement, and a citation link jumps the player to its line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import free_port
+from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
+
+pytestmark = pytest.mark.e2e
+
+# Records every distinct text of the answer being written, so the test can see it grow piece by piece.
+_WATCH = """() => {
+  window.__partials = [];
+  const log = document.getElementById("chat-log");
+  new MutationObserver(() => {
+    const w = log.querySelector(".stmt-writing .stmt-text");
+    if (w && w.textContent && window.__partials[window.__partials.length - 1] !== w.textContent) {
+      window.__partials.push(w.textContent);
+    }
+  }).observe(log, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _wait_audio(page, predicate: str, timeout: float = 20) -> None:
+    """Poll the player from Python: page.wait_for_function would need eval, which the strict CSP forbids."""
+    audio = page.locator("audio")
+    end = time.monotonic() + timeout
+    while not audio.evaluate(predicate):
+        assert time.monotonic() < end, f"audio never satisfied {predicate}"
+        time.sleep(0.1)
+
+
+def _run(tmp_path, model_store, llm_url: str):
+    port = free_port()
+    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
+           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "1", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
+           # a model server elsewhere (the session's llama.cpp server, or a dead port): no llm unit of its own
+           "APPLIANCE_LLM__SERVE": "false", "APPLIANCE_LLM__BASE_URL": llm_url,
+           "APPLIANCE_LLM__CONNECT_TIMEOUT_SECONDS": "3"}
+    app = Appliance(env)
+    try:
+        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        _wait_http(port)
+        yield f"https://127.0.0.1:{port}", password
+    finally:
+        app.stop()
+    log = "".join(app.lines)
+    for word in ("Anna", "socialsekreterare", "Hembesök", "Vad handlar"):
+        assert word not in log, f"{word!r} leaked into the service logs"
+
+
+@pytest.fixture
+def running_with_llm(tmp_path, model_store, llm_server):
+    yield from _run(tmp_path, model_store, llm_server)
+
+
+@pytest.fixture
+def running_llm_down(tmp_path, model_store, dead_llm_url):
+    yield from _run(tmp_path, model_store, dead_llm_url)
+
+
+def _signed_in_with_transcript(browser, base: str, password: str, clip):
+    page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
+    page.goto(base + "/login")
+    page.get_by_label("Användarnamn").fill("admin")
+    page.get_by_label("Lösenord").fill(password)
+    page.get_by_role("button", name=re.compile("Logga in")).click()
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
+    page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
+    page.locator("main form button[type=submit]").click()
+    page.locator("input[name=accept]").check()
+    page.get_by_role("button", name="Godkänn och fortsätt").click()
+    page.goto(base + "/upload")
+    page.locator("input[name=title]").fill("Hembesök")
+    page.locator("input[type=file]").set_input_files(str(clip))
+    page.locator("main form button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/recordings/[0-9a-f]+$"))
+    expect(page.locator("#transcript [data-start]").first).to_be_visible(timeout=180_000)
+    return page
+
+
+def test_chat_answer_streams_in_and_a_citation_jumps_the_player(running_with_llm, sv_clip):
+    base, password = running_with_llm
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = _signed_in_with_transcript(browser, base, password, sv_clip)
+        _wait_audio(page, "a => a.readyState >= 1")
+
+        page.evaluate(_WATCH)
+        page.get_by_label("Din fråga").fill("Vad handlar samtalet om?")
+        page.get_by_role("button", name="Fråga", exact=True).click()
+        expect(page.locator("#chat-form .assistant-status")).to_have_text(re.compile("Svaret är klart"),
+                                                                          timeout=180_000)
+        partials = page.evaluate("window.__partials")
+        # the statement being written grew in pieces (each statement starts again from empty)
+        grew = [(a, b) for a, b in zip(partials, partials[1:], strict=False) if b.startswith(a) and len(b) > len(a)]
+        assert len(grew) >= 2, partials
+
+        answer = page.locator("#chat-log .chat-msg").last
+        expect(answer.locator(".stmt").first).to_be_visible()
+        cite = answer.locator("a.cite").last
+        expect(cite).to_be_visible()
+        target = float(cite.get_attribute("data-seek"))
+        cite.click()
+        _wait_audio(page, f"a => Math.abs(a.currentTime - {target}) < 1.0")
+        seg = cite.get_attribute("href")
+        assert re.fullmatch(r"#seg-\d+", seg)
+        assert float(page.locator(seg).get_attribute("data-start")) == pytest.approx(target, abs=0.01)
+        browser.close()
+
+
+def test_model_down_shows_a_clear_message_and_a_retry(running_llm_down, sv_clip):
+    base, password = running_llm_down
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = _signed_in_with_transcript(browser, base, password, sv_clip)
+        page.get_by_label("Din fråga").fill("Vad handlar samtalet om?")
+        t0 = time.monotonic()
+        page.get_by_role("button", name="Fråga", exact=True).click()
+        alert = page.locator("#chat-log .chat-error[role=alert]")
+        expect(alert).to_contain_text("Språkmodellen svarar inte just nu", timeout=20_000)
+        assert time.monotonic() - t0 < 20
+        expect(page.get_by_role("button", name="Fråga", exact=True)).to_be_enabled()
+        retry = alert.get_by_role("button", name="Försök igen")
+        retry.click()  # asks again: the same clear answer, still no hang
+        expect(page.locator("#chat-log .chat-error[role=alert]")).to_have_count(1, timeout=20_000)
+        expect(page.locator("#chat-log .chat-error[role=alert]")).to_contain_text("Språkmodellen svarar inte")
+        # the topic table of contents says the same, with its own retry
+        page.get_by_role("button", name="Skapa innehållsförteckning").click()
+        topics_alert = page.locator("#topics .chat-error[role=alert]")
+        expect(topics_alert).to_contain_text("Språkmodellen svarar inte", timeout=20_000)
+        expect(topics_alert.get_by_role("button", name="Försök igen")).to_be_visible()
+        browser.close()

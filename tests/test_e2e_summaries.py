@@ -1,0 +1,100 @@
+"""End to end in headless Chromium against `appliance run` (gunicorn + TLS, asr, the assistant worker) and the
+session's real llama.cpp server (Gemma 270M): a summary is asked for on the recording page, appears under the
+template's heading when the worker is done (the page polls), a citation link jumps the player to the cited line,
+and the review gate lets reviewed text be copied (the clipboard holds the plain text, headings kept) and marked
+transferred, which the recording list shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyotp
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import free_port
+from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def running_with_llm(tmp_path, model_store, llm_server):
+    port = free_port()
+    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
+           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "1", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
+           "APPLIANCE_ASSISTANT__POLL_SECONDS": "0.2", "APPLIANCE_ASSISTANT__MAX_STATEMENTS_PER_HEADING": "2",
+           "APPLIANCE_ASSISTANT__STATEMENT_MAX_CHARS": "90",
+           # the session's llama.cpp server instead of a second one (as when IT points at a server elsewhere)
+           "APPLIANCE_LLM__SERVE": "false", "APPLIANCE_LLM__BASE_URL": llm_server}
+    app = Appliance(env)
+    try:
+        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        _wait_http(port)
+        yield f"https://127.0.0.1:{port}", password, app
+    finally:
+        app.stop()
+    log = "".join(app.lines)
+    for word in ("Anna", "socialsekreterare", "Hembesök"):  # no transcript or title text in any unit's log
+        assert word not in log, f"{word!r} leaked into the service logs"
+
+
+def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, sv_long_clip):
+    base, password, _app = running_with_llm
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(ignore_https_errors=True, locale="sv-SE")
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page = context.new_page()
+        page.goto(base + "/")
+        page.get_by_label("Användarnamn").fill("admin")
+        page.get_by_label("Lösenord").fill(password)
+        page.get_by_role("button", name=re.compile("Logga in")).click()
+        secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
+        page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
+        page.locator("form button[type=submit]").click()
+        page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
+        page.get_by_role("button", name="Godkänn och fortsätt").click()
+
+        page.goto(base + "/upload")
+        page.locator("input[name=title]").fill("Hembesök")
+        page.locator("input[type=file]").set_input_files(str(sv_long_clip))
+        page.locator("form button[type=submit]").click()
+        expect(page.locator("[data-start]").first).to_be_visible(timeout=180_000)
+
+        # Ask for the plain-language advice list; the page polls until the worker has written it.
+        page.get_by_label("Mall").select_option("rad")
+        page.get_by_role("button", name="Skriv sammanfattning").click()
+        card = page.locator("article.summary").first
+        expect(card.get_by_role("heading", name="Råd och överenskommelser")).to_be_visible(timeout=180_000)
+        expect(card.locator("h3 .tag")).to_have_text("Utkast")
+        expect(card.locator("button.copy-summary")).to_have_count(0)  # a draft cannot be copied
+        card.screenshot(path=str(Path(os.environ.get("E2E_SCREENSHOT_DIR", "/tmp")) / "e2e-summary.png"))
+
+        # A citation jumps the player to the cited line's start.
+        cite = card.locator("a.cite").first
+        expect(cite).to_be_visible()
+        t = float(cite.get_attribute("data-seek"))
+        audio = page.locator("audio")
+        page.wait_for_function("document.querySelector('audio').readyState >= 1", timeout=20_000)
+        cite.click()
+        page.wait_for_function(f"Math.abs(document.querySelector('audio').currentTime - {t}) < 1.5",
+                               timeout=10_000)
+        audio.evaluate("a => a.pause()")
+
+        # Review gate: reviewed → copy (plain text, headings kept) → transferred.
+        card.get_by_role("button", name="Markera som granskad").click()
+        card = page.locator("article.summary").first
+        expect(card.locator("h3 .tag")).to_have_text("Granskad")
+        card.get_by_role("button", name="Kopiera texten").click()
+        expect(card.locator(".copy-status")).to_have_text("Texten är kopierad.")
+        copied = page.evaluate("() => navigator.clipboard.readText()")
+        assert copied.startswith("Råd till klienten (lätt språk)\n\nRåd och överenskommelser\n- "), copied
+        card.get_by_role("button", name="Markera som överförd till verksamhetssystemet").click()
+        expect(page.locator("article.summary h3 .tag").first).to_have_text("Överförd till verksamhetssystemet")
+        page.goto(base + "/")
+        expect(page.locator("table.recordings .review-overford")).to_be_visible()
+        browser.close()

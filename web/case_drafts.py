@@ -1,0 +1,108 @@
+"""Case drafts across conversations (appliance/assistant/case_drafts.py): choose several recordings of one
+case plus pasted journal notes, get one BBIC-structured draft whose statements cite conversation and line.
+
+The draft is written by the assistant unit (a `case_draft` job); the page polls `/drafts/<id>/status` (no
+content) and reloads when it is done. Review gate as for summaries (utkast → granskad → överförd), with a
+"copy to clipboard" of the plain text once reviewed. Only the creator sees a draft, and only while she may
+read every source (checked and audited per source in the core; 404 otherwise).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+
+from appliance.assistant import case_drafts
+from appliance.errors import ApplianceError, NotFound
+from web import db
+from web.auth import login_required
+from web.errors import change_and_flash
+from web.i18n import _
+
+bp = Blueprint("drafts", __name__)
+
+
+def _content_users_only() -> None:
+    if not g.user.can_read_content:
+        abort(404)
+
+
+@bp.get("/drafts")
+@login_required
+def index():
+    _content_users_only()
+    return render_template("drafts.html", drafts=case_drafts.list_for_user(db(), g.user))
+
+
+@bp.route("/drafts/new", methods=["GET", "POST"])
+@login_required
+def new():
+    _content_users_only()
+    conn = db()
+    form = request.form
+    error = None
+    if request.method == "POST":
+        try:
+            draft_id = case_drafts.create(conn, g.user, title=form.get("title"),
+                                          recording_ids=form.getlist("recording_id"), notes=form.get("notes"),
+                                          reveal=form.get("reveal") == "1")
+        except NotFound:
+            raise
+        except ApplianceError as exc:  # nothing chosen, too many, notes too long, not transcribed: nothing stored
+            error = str(exc)
+        else:
+            return redirect(url_for("drafts.draft", draft_id=draft_id), code=303)
+    return render_template("draft_new.html", candidates=case_drafts.candidates(conn, g.user), error=error,
+                           chosen=set(form.getlist("recording_id")), title=form.get("title", ""),
+                           notes=form.get("notes", ""), max_notes=case_drafts.MAX_NOTES,
+                           max_sources=case_drafts.MAX_SOURCES), 400 if error else 200
+
+
+@bp.get("/drafts/<draft_id>")
+@login_required
+def draft(draft_id: str):
+    conn = db()
+    d = case_drafts.get(conn, g.user, draft_id)  # NotFound → 404 (audited per source)
+    content = case_drafts.readable(conn, d)
+    return render_template("draft.html", d=d, content=content,
+                           text=case_drafts.plain_text(content) if content else "")
+
+
+@bp.get("/drafts/<draft_id>/status")
+@login_required
+def status(draft_id: str):
+    return jsonify(case_drafts.get(db(), g.user, draft_id).status_json())
+
+
+def _back(draft_id: str):
+    return redirect(url_for("drafts.draft", draft_id=draft_id), code=303)
+
+
+@bp.post("/drafts/<draft_id>/review")
+@login_required
+def review(draft_id: str):
+    state = request.form.get("state", "")
+    change_and_flash(lambda: case_drafts.set_review_state(db(), g.user, draft_id, state),
+                     _("Granskningsläget är ändrat."))
+    return _back(draft_id)
+
+
+@bp.post("/drafts/<draft_id>/retry")
+@login_required
+def retry(draft_id: str):
+    change_and_flash(lambda: case_drafts.retry(db(), g.user, draft_id), _("Utkastet skrivs på nytt."))
+    return _back(draft_id)
+
+
+@bp.post("/drafts/<draft_id>/delete")
+@login_required
+def delete(draft_id: str):
+    case_drafts.delete(db(), g.user, draft_id)  # NotFound → 404
+    flash(_("Utkastet är borttaget."), "info")
+    return redirect(url_for("drafts.index"), code=303)
+
+
+def init_app(app) -> None:
+    from appliance.assistant import grounding
+
+    app.register_blueprint(bp)
+    app.jinja_env.filters["grounding_text"] = lambda status: grounding.STATUS_TEXT.get(status, status)
