@@ -9,8 +9,10 @@ STATE_DIR   ?= var
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: espeak-ng/sox make real Swedish test audio, chromium drives the browser tests.
 TEST_APT    := espeak-ng sox libsox-fmt-all chromium chromium-driver
-# Debian packages to build systemd-python (the audit log's journald mirror) when pip installs the appliance.
-RUN_APT     := gcc pkg-config libsystemd-dev python3-dev
+# Debian packages to build systemd-python (the audit log's journald mirror) when pip installs the appliance;
+# alsa-utils gives the recorder unit `arecord` (desk microphones).
+# g++ builds llama-cpp-python (the llm unit) from source when no wheel is at hand.
+RUN_APT     := gcc g++ pkg-config libsystemd-dev python3-dev alsa-utils
 STAMP_RUN   := $(VENV)/.stamp-run
 STAMP_DEV   := $(VENV)/.stamp-dev
 STAMP_APT   := $(VENV)/.stamp-apt-test
@@ -29,10 +31,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# torch first, pinned (its CPU wheel): letting `pip install -e .` resolve it could pull GBs of CUDA packages.
 $(STAMP_RUN): pyproject.toml $(STAMP_APT_RUN) | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q $(if $(wildcard $(STATE_DIR)/cache/wheels),--find-links $(STATE_DIR)/cache/wheels) -e .
-# torch first, pinned (its CPU wheel): letting `pip install -e .` resolve it could pull GBs of CUDA packages.
 	touch $@
 
 $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
@@ -77,6 +79,10 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/asr_overhead.py --rss
 	$(PY) bench/purge.py
 	$(PY) bench/search.py
+	$(PY) bench/live_latency.py
+	$(PY) bench/diarization.py
+	$(PY) bench/llm_overhead.py
+	$(PY) bench/recorder_overhead.py
 
 clean-state:
 	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."

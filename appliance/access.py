@@ -11,6 +11,14 @@ it with (as `editor` or `viewer`) may act on it, as far as the action's permissi
 | owner      | the folder's owner           | folder.rename/share/unshare                                    |
 
 Correction suggestions: recording.suggestions needs viewer, recording.suggestion_accept/_dismiss editor.
+Summaries: recording.summaries and recording.summarize need viewer, recording.summary_review/_edit editor.
+Speakers: recording.speaker_rename/_assign need editor (reading them is recording.read).
+Assistant: recording.chat (ask, rewrite, suggested questions), recording.topics and recording.case_draft (a
+source of a case draft) need viewer: they read the content and store only derived material; recording.chat_clear
+needs editor.
+Live recordings: recording.live (the live transcript) needs viewer, recording.record (audio, pause, resume,
+stop) editor.
+Desk microphones: recording.desk_status needs viewer, recording.desk_pause/_resume/_stop editor.
 
 Only content roles (caseworker, manager) count; admin and responsible-person roles never grant content
 access and add nothing to a user who also holds a content role. Material past its retention deadline is
@@ -47,7 +55,23 @@ RECORDING_ACTIONS: dict[str, str] = {
     "recording.revert": EDITOR,
     "recording.suggestion_accept": EDITOR,
     "recording.suggestion_dismiss": EDITOR,
+    "recording.summaries": VIEWER,       # read the recording's summaries (appliance/assistant/summaries.py)
+    "recording.summarize": VIEWER,       # ask for (or retry) a summary: reads content, stores derived material
+    "recording.summary_review": EDITOR,  # the review gate: utkast → granskad → överförd
+    "recording.summary_edit": EDITOR,    # correct or remove a statement of a draft
+    "recording.speaker_rename": EDITOR,   # name a speaker for the whole recording (appliance/speakers.py)
+    "recording.speaker_assign": EDITOR,   # give one transcript line another speaker
+    "recording.live": VIEWER,     # the live transcript while recording (appliance/live.py)
+    "recording.record": EDITOR,   # send audio, pause, resume, stop a live recording
+    "recording.desk_status": VIEWER,  # a desk microphone's capture state (appliance/desk.py)
+    "recording.desk_pause": EDITOR,
+    "recording.desk_resume": EDITOR,
+    "recording.desk_stop": EDITOR,
     "recording.pii_decide": EDITOR,
+    "recording.chat": VIEWER,         # ask / rewrite / suggested questions (appliance/assistant/chat.py)
+    "recording.chat_clear": EDITOR,   # delete the recording's questions and answers
+    "recording.topics": VIEWER,       # generate the topic table of contents (appliance/assistant/topics.py)
+    "recording.case_draft": VIEWER,   # use the recording as a source of a case draft (case_drafts.py)
 }
 
 FOLDER_ACTIONS: dict[str, str] = {
@@ -68,10 +92,6 @@ def allows(permission: str | None, needed: str) -> bool:
 
 
 def content_role(user: User) -> str | None:
-    "recording.chat": VIEWER,         # ask / rewrite / suggested questions (appliance/assistant/chat.py)
-    "recording.chat_clear": EDITOR,   # delete the recording's questions and answers
-    "recording.topics": VIEWER,       # generate the topic table of contents (appliance/assistant/topics.py)
-    "recording.case_draft": VIEWER,   # use the recording as a source of a case draft (case_drafts.py)
     """The role under which the user reads content, for the audit record."""
     return next((r for r in ("caseworker", "manager") if r in user.roles), None)
 

@@ -166,3 +166,35 @@ class BlobStore:
 
     def delete(self, blob_id: str) -> None:
         self.path(blob_id).unlink(missing_ok=True)
+        self.delete_chunks(blob_id)
+
+    # Live recordings arrive in numbered pieces (appliance/live.py): each is a small blob of its own, named
+    # after the recording so deleting the recording (or the orphan sweep) takes its pieces with it. The
+    # piece's number is part of the authenticated blob id, so pieces cannot be swapped or renumbered.
+
+    def chunk_path(self, blob_id: str, seq: int) -> Path:
+        return self.path(blob_id).with_name(f"{blob_id}.c{int(seq):07d}.blob")
+
+    def put_chunk(self, blob_id: str, seq: int, dek: bytes, data: bytes) -> None:
+        """Store one piece durably (file and directory entry fsynced) before returning."""
+        path = self.chunk_path(blob_id, seq)
+        w = BlobWriter(path, f"{blob_id}.c{int(seq)}", dek)
+        try:
+            w.write(data)
+            w.close()
+        except BaseException:
+            w.abort()
+            raise
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself must survive a power cut: the caller acknowledges after this
+        finally:
+            os.close(fd)
+
+    def open_chunk(self, blob_id: str, seq: int, dek: bytes) -> BlobReader:
+        return BlobReader(self.chunk_path(blob_id, seq), f"{blob_id}.c{int(seq)}", dek)
+
+    def delete_chunks(self, blob_id: str) -> None:
+        self.path(blob_id)  # validates the id before it goes into a glob
+        for path in self.root.glob(f"{blob_id}.c*.blob"):
+            path.unlink(missing_ok=True)

@@ -150,14 +150,127 @@ class GuidelinesConfig(_Strict):
                          title="Guidelines version; a new version makes every user accept them again")
 
 
+class RecorderConfig(_Strict):
+    """Desk microphones: the `recorder` unit captures from ALSA devices of the box (services/recorder.py)."""
+
+    device_pattern: str = Field(
+        r"^plughw:", max_length=200,
+        title="Regular expression over ALSA capture device names (`arecord -L`): the devices offered to "
+              "caseworkers (default: every sound card through ALSA's converting plughw plugin)")
+    chunk_seconds: float = Field(2.0, ge=0.5, le=30, title="Captured audio is stored in chunks of this length")
+    poll_seconds: float = Field(0.25, gt=0, le=5, title="How often the recorder looks for start/pause/stop requests")
+    heartbeat_seconds: float = Field(2.0, gt=0, le=60, title="How often the recorder reports that it is alive")
+    stale_seconds: float = Field(15.0, gt=0, le=600,
+                                 title="A recorder silent this long counts as stopped (its recordings can be "
+                                       "finished from the web)")
+    device_refresh_seconds: float = Field(10.0, gt=0, le=3600, title="How often the list of devices is refreshed")
+
+    @field_validator("device_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+
+class RecordingConfig(_Strict):
+    """Live recordings (browser dictaphone and desk microphones): appliance/live.py."""
+
+    max_minutes: int = Field(240, ge=1, le=24 * 60,
+                             title="Longest live recording; capture stops cleanly there and the page says why")
+    min_free_mb: int = Field(1024, ge=0,
+                             title="Refuse to start a recording when the state directory's disk has less free space "
+                                   "(MiB)")
+    chunk_seconds: float = Field(2.5, ge=0.5, le=10,
+                                 title="The browser sends audio in pieces of this length; also the length of "
+                                       "silence put in for a piece that never arrived")
+    live_silence_ms: int = Field(600, ge=100, le=5000,
+                                 title="Silence that ends a finished stretch of speech, which the live "
+                                       "transcript then transcribes while the recording goes on")
+    live_step_seconds: float = Field(8.0, ge=1, le=25,
+                                     title="The live transcript waits for this much new audio before it transcribes "
+                                           "up to the last finished stretch of speech (Whisper costs about the same "
+                                           "for 1 s as for 10 s, so fewer, longer steps keep up; the tail left at "
+                                           "stop is at most about this long)")
+
+
+class LlmConfig(_Strict):
+    """The documentation assistant's language model: the `llm` unit (services/llm.py) serves the GGUF model
+    through llama-cpp-python's OpenAI-compatible server; the web and workers speak that protocol to
+    `base_url` (appliance/llm_client.py), which IT may point at another on-prem OpenAI-compatible server."""
+
+    base_url: str = Field(
+        "http://127.0.0.1:8091/v1", max_length=300,
+        title="OpenAI chat-completions endpoint the web and workers use: http(s)://HOST:PORT/v1, or "
+              "unix:/PATH/llm.sock for the llm unit's Unix socket")
+    model: str = Field("gemma-3-270m-q4_k_m", min_length=1, max_length=200,
+                       title="Model: its name in the model store (served by the llm unit) and the model name "
+                             "sent in requests")
+    serve: bool = Field(True, title="Run the llm unit on this box (false when base_url points at another server)")
+    chat_format: str = Field(
+        "gemma", pattern=r"^[a-z0-9_.\-]{0,40}$",
+        title="llama.cpp chat format of the served model; empty: the template inside the GGUF file (instruct "
+              "models carry one; the embedded Gemma 270M base model has none, hence gemma)")
+    host: str = Field("127.0.0.1", title="The llm unit's listen address (loopback only)")
+    port: int = Field(8091, ge=1, le=65535, title="The llm unit's TCP port on loopback")
+    socket: Path | None = Field(None, title="Listen on this Unix socket instead of host/port")
+    n_ctx: int = Field(4096, ge=512, le=262_144, title="Context size in tokens")
+    n_gpu_layers: int = Field(0, ge=-1, title="Layers offloaded to the GPU (0 = CPU only, -1 = all)")
+    n_threads: int = Field(0, ge=0, title="CPU threads (0 = library default)")
+    connect_timeout_seconds: float = Field(5, gt=0, le=120, title="Give up connecting to the model server after this")
+    read_timeout_seconds: float = Field(120, gt=0, le=3600,
+                                        title="Give up when the model server sends nothing for this long")
+    max_tokens: int = Field(1024, ge=16, le=32_768, title="Longest answer the model may write per request")
+    temperature: float = Field(0.2, ge=0, le=2, title="Sampling temperature (low: fewer inventions)")
+    seed: int = Field(1234, ge=0, title="Sampling seed (reproducible drafts from the same transcript)")
+
+    @field_validator("host")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        if value not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the llm unit listens on loopback only (127.0.0.1, ::1 or localhost) or a socket")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^(https?://[^/\s]+(/\S*)?|unix:/\S+)$", value):
+            raise ValueError("expected http(s)://HOST:PORT/v1 or unix:/PATH/TO/llm.sock")
+        return value.rstrip("/")
+
+
+class AssistantConfig(_Strict):
+    """Summaries under templates (appliance/assistant/), run by the assistant worker (services/assistant.py)."""
+
+    templates_dir: Path | None = Field(
+        None, title="The office's own summary templates as TOML files (name, headings, instructions); "
+                    "added to the built-in ones and those admins add in the UI")
+    chunk_chars: int = Field(6000, ge=500, le=1_000_000,
+                             title="Transcript characters per model request; longer transcripts are summarised "
+                                   "in chunks and merged (map-reduce)")
+    max_statements_per_heading: int = Field(3, ge=1, le=20, title="Most statements the model may write per heading")
+    statement_max_chars: int = Field(240, ge=40, le=2000, title="Longest statement the model may write (characters)")
+    reduce_fan_in: int = Field(4, ge=2, le=32, title="Partial summaries merged per reduce request")
+    lease_seconds: int = Field(120, ge=2, title="Job lease; a dead worker's summary is retried after this")
+    poll_seconds: float = Field(1.0, gt=0, title="Queue poll interval when idle")
+    max_attempts: int = Field(3, ge=1, title="Attempts before a summary is marked failed")
+
+
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     web: WebConfig = WebConfig()
     asr: AsrConfig = AsrConfig()
+    diarization: DiarizationConfig = DiarizationConfig()
     retention: RetentionConfig = RetentionConfig()
     mail: MailConfig = MailConfig()
     accounts: AccountsConfig = AccountsConfig()
     guidelines: GuidelinesConfig = GuidelinesConfig()
+    recording: RecordingConfig = RecordingConfig()
+    recorder: RecorderConfig = RecorderConfig()
+    llm: LlmConfig = LlmConfig()
+    assistant: AssistantConfig = AssistantConfig()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -218,4 +331,3 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, source)) from exc
-    diarization: DiarizationConfig = DiarizationConfig()

@@ -50,21 +50,24 @@ class TranscriptInfo:
 class Transcript:
     info: TranscriptInfo
     segments: list[Segment] = field(default_factory=list)
+    # Diarization outcome: "done", "failed" (the transcript is still delivered, speakers missing) or "off".
+    diarization: str = "off"
+    speakers: int = 0  # how many speakers the segments were given
 
     def to_json_dict(self) -> dict:
         return {
             "language": self.info.language,
             "duration": round(self.info.duration, 3),
+            "diarization": self.diarization,
+            "speakers": self.speakers,
             "segments": [
                 {
                     "start": round(s.start, 3),
-            "diarization": self.diarization,
-            "speakers": self.speakers,
                     "end": round(s.end, 3),
+                    "speaker": s.speaker,
                     "text": s.text,
                     "words": [
                         {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
-                    "speaker": s.speaker,
                          "probability": round(w.probability, 4)}
                         for w in s.words
                     ],

@@ -183,6 +183,28 @@ def _cmd_asr(args: argparse.Namespace) -> int:
     return asr_main(args.config)
 
 
+def _cmd_recorder(args: argparse.Namespace) -> int:
+    from services.recorder import main as recorder_main
+
+    logging.getLogger().setLevel(logging.INFO)  # starts, takeovers and device errors belong in the journal
+    return recorder_main(args.config)
+
+
+def _cmd_recorder_devices(args: argparse.Namespace) -> int:
+    from services.alsa import list_devices, offered
+
+    cfg = load_config(args.config)
+    devices = list_devices()
+    offer = {d.name for d in offered(devices, cfg.recorder.device_pattern)}
+    print(f"Capture devices (ALSA, `arecord -L`); offered to caseworkers: [recorder] device_pattern = "
+          f"{cfg.recorder.device_pattern!r}")
+    for d in devices:
+        print(f"{'offered' if d.name in offer else '       '}  {d.name}{'  ' + d.description if d.description else ''}")
+    if not offer:
+        print("No device is offered: plug in a microphone or change [recorder] device_pattern.")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from provisioning.devrun import run
 
@@ -198,9 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("init", help="create the state dir, dev key, database and TLS cert").set_defaults(fn=_cmd_init)
     sub.add_parser("run", help="dev: start web (https) + asr worker, create dev admin").set_defaults(fn=_cmd_run)
     sub.add_parser("asr", help="run the transcription worker").set_defaults(fn=_cmd_asr)
+    rec = sub.add_parser("recorder", help="run the desk-microphone recorder (ALSA)")
+    rec.set_defaults(fn=_cmd_recorder)
+    rec.add_subparsers(dest="sub").add_parser(
+        "devices", help="list the capture devices and which ones are offered").set_defaults(fn=_cmd_recorder_devices)
     sub.add_parser("doctor", help="preflight checks with fix-it hints").set_defaults(fn=_cmd_doctor)
     from provisioning import audit_cli
     audit_cli.register(sub)  # appliance audit verify|export|rotate
+    from provisioning import assistant_cli
+    assistant_cli.register(sub)  # appliance llm|assistant|summarize
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(dest="sub", required=True)
     v = cfg.add_parser("validate", help="validate a TOML config file")
@@ -227,8 +255,6 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("name")
     ui.set_defaults(fn=_cmd_user_invite)
     ur = user.add_parser("reset-password", help="set a new one-time password")
-    from provisioning import assistant_cli
-    assistant_cli.register(sub)  # appliance llm|assistant|summarize
     ur.add_argument("name")
     ur.set_defaults(fn=_cmd_user_reset_password)
 

@@ -1,7 +1,8 @@
 """`appliance run`: the dev/demo supervisor behind `make run`.
 
-Starts the same processes systemd starts on a box (web under gunicorn with TLS, the asr worker),
-restarts a crashed child like `Restart=always` would, and stops both on Ctrl-C.
+Starts the same processes systemd starts on a box (web under gunicorn with TLS, the asr worker, the
+desk-microphone recorder, the llm unit and the assistant worker),
+restarts a crashed child like `Restart=always` would, and stops them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -56,9 +57,20 @@ def asr_command() -> list[str]:
     return [sys.executable, "-m", "services.asr"]
 
 
+def assistant_commands(cfg: Config) -> dict[str, list[str]]:
+    """The llm unit (unless llm.serve is off: another server at llm.base_url) and the assistant worker."""
+    cmds = {"llm": [sys.executable, "-m", "services.llm"]} if cfg.llm.serve else {}
+    return {**cmds, "assistant": [sys.executable, "-m", "services.assistant"]}
+
+
+def recorder_command() -> list[str]:
+    return [sys.executable, "-m", "services.recorder"]
+
+
 def run(cfg: Config) -> int:
     signin = ensure_dev_admin(cfg)
-    children = {"web": gunicorn_command(cfg), "asr": asr_command()}
+    children = {"web": gunicorn_command(cfg), "asr": asr_command(), "recorder": recorder_command(),
+                **assistant_commands(cfg)}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in children.items()}
     print(f"\nSamtalsstöd körs på https://{cfg.web.host}:{cfg.web.port}  (självsignerat certifikat)\n"

@@ -119,6 +119,38 @@ def _purge(cfg: Config) -> Check:
     return Check("purge", True, f"last successful purge: {when}")
 
 
+def _capture_devices(cfg: Config) -> Check:
+    """Desk microphones are optional (the browser records too): a missing one is a warning, not a failure."""
+    from services.alsa import DeviceError, list_devices, offered
+
+    try:
+        found = offered(list_devices(), cfg.recorder.device_pattern)
+    except DeviceError as exc:
+        return Check("desk microphones", True, str(exc), "apt-get install alsa-utils", warning=True)
+    if not found:
+        return Check("desk microphones", True, f"no capture device matches [recorder] device_pattern "
+                     f"{cfg.recorder.device_pattern!r}", "plug in a USB microphone; `appliance recorder devices` "
+                     "lists what ALSA sees", warning=True)
+    return Check("desk microphones", True, ", ".join(d.name for d in found))
+
+
+def _llm(cfg: Config) -> Check:
+    """The language model server answers at llm.base_url (a warning: the unit may simply not be started yet)."""
+    from appliance.llm_client import LlmClient, LlmError
+
+    try:
+        served = LlmClient(cfg.llm).models()
+    except LlmError as exc:
+        unit = "start it: `systemctl start appliance-llm` (or `make run`)" if cfg.llm.serve else \
+            "check that the model server is up"
+        return Check("language model", True, f"{cfg.llm.base_url} does not answer ({exc})",
+                     f"{unit}; check [llm] base_url", warning=True)
+    if cfg.llm.model not in served:
+        return Check("language model", True, f"{cfg.llm.base_url} serves {', '.join(served) or 'nothing'}, "
+                     f"not {cfg.llm.model}", "set [llm] model to a model the server offers", warning=True)
+    return Check("language model", True, f"{cfg.llm.model} at {cfg.llm.base_url}")
+
+
 def run_checks(cfg: Config) -> list[Check]:
     steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
                                                             _clock, _purge, _capture_devices,

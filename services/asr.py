@@ -26,7 +26,14 @@ from appliance.errors import ApplianceError, BadAudio, IntegrityError
 from appliance.ports import Diarizer, Segment, Transcriber
 from appliance.recordings import TRANSCRIBE_JOB
 from models import load_transcriber
-from services.transcription import options_for, transcribe_audio
+from services.live_asr import LiveTranscriber
+from services.transcription import (
+    diarize_options_for,
+    diarize_stored,
+    load_diarizer_for,
+    options_for,
+    transcribe_audio,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +72,49 @@ class AsrWorker:
         self.app = app
         self.cfg: Config = app.cfg
         self.transcriber = transcriber
+        self.diarizer = diarizer  # None: transcripts without speakers (diarization off)
         self.worker = worker_id or f"asr:{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
+        self.live = LiveTranscriber(app, transcriber, self.worker)
 
     def run_forever(self) -> None:
         log.info("asr worker %s ready (model %s)", self.worker, self.transcriber.name)
         while not self.stopping.is_set():
-            if not self.run_once():
-        self.diarizer = diarizer  # None: transcripts without speakers (diarization off)
+            # Live recordings first (a bounded step each); an upload job runs to its end, meanwhile the
+            # live transcripts wait (their audio is safe in the store) and catch up afterwards.
+            busy = self.run_live_once()
+            busy = self.run_diarize_once() or busy
+            if not self.run_once() and not busy:
                 self.stopping.wait(self.cfg.asr.poll_seconds)
         log.info("asr worker %s stopped", self.worker)
+
+    def run_live_once(self) -> bool:
+        """One step of a live transcript (services/live_asr.py); a failure is logged, never fatal."""
+        try:
+            return self.live.run_once()
+        except Exception:
+            log.exception("live transcription step failed; it is retried when its lease lapses")
+            return False
+
+    def run_diarize_once(self) -> bool:
+        """Label the lines of one finished live transcript by speaker (uploads are diarized within their job;
+        a live transcript is written stretch by stretch, so the whole recording is diarized once it is final).
+        Returns whether there was one."""
+        if self.diarizer is None:
+            return False
+        with closing(self.app.connect()) as conn:
+            row = conn.execute("SELECT r.id FROM recordings r JOIN live_sessions l ON l.recording_id = r.id "
+                               "WHERE r.status = 'ready' AND r.diarization IS NULL ORDER BY r.created_at LIMIT 1"
+                               ).fetchone()
+        if row is None:
+            return False
+        try:
+            diarize_stored(self.app, self.diarizer, row["id"])
+        except Exception:  # never retried in a loop: the transcript stays, without speakers
+            log.exception("diarizing live recording %s failed", row["id"])
+            with closing(self.app.connect()) as conn:
+                conn.execute("UPDATE recordings SET diarization = 'failed' WHERE id = ?", (row["id"],))
+        return True
 
     def run_once(self) -> bool:
         """Process one job if there is one. Returns whether a job was claimed."""
@@ -134,6 +174,9 @@ class AsrWorker:
                 log.warning("job %s: lease lost before commit; result discarded", job.id)
                 return
             _store_segments(conn, job.recording_id, transcript.segments)
+            speakers.store_machine(conn, job.recording_id, transcript)
+            if transcript.diarization == "failed":  # the transcript is delivered; the failure is on record
+                audit.record(conn, ACTOR, "recording.diarize", f"recording:{job.recording_id}", result="failed")
             conn.execute(
                 "UPDATE recordings SET status = 'ready', progress = 1, error = NULL, language = ?, "
                 "duration = coalesce(duration, ?) WHERE id = ?",

@@ -1,8 +1,11 @@
 """The transcription pipeline: the one code path shared by the asr unit and `appliance transcribe`.
 
-decode in memory (PyAV) -> transcriber (a loaded model behind appliance.ports.Transcriber) -> Transcript.
-Segments are reported as they are decoded so the asr unit can store progress and stop early (an
-exception raised by `on_segment` propagates and ends the job).
+decode in memory (PyAV) -> diarizer (optional, appliance.ports.Diarizer) -> transcriber (a loaded model
+behind appliance.ports.Transcriber) -> Transcript, each segment labelled with the speaker who overlaps it
+most (`diarize_stored` does the same afterwards for a transcript written piece by piece, a live one).
+Segments are reported as they are decoded so the asr unit can store progress and stop early (an exception
+raised by `on_segment` propagates and ends the job). A diarization failure never fails the
+transcript: it is delivered without speakers and `Transcript.diarization` says "failed".
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import closing
+from dataclasses import replace
 from typing import BinaryIO
 
 from appliance import audit, lexicon, speakers
-from contextlib import closing
-from dataclasses import replace
 from appliance.audio import decode_audio
 from appliance.config import AsrConfig, DiarizationConfig
 from appliance.context import Appliance
@@ -46,6 +49,50 @@ def options_for(asr: AsrConfig, *, language: str | None = None, conn: Connection
                              initial_prompt=lexicon.prompt_for(asr.initial_prompt, conn))
 
 
+class UnavailableDiarizer:
+    """Stands in when the configured diarizer could not be loaded: every job records diarization as failed
+    (and gets its transcript) instead of the whole unit refusing to start."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def diarize(self, audio, options: DiarizeOptions) -> Diarization:
+        raise ModelError(f"the diarizer could not be loaded: {self.reason}")
+
+
+def load_diarizer_for(cfg: DiarizationConfig) -> Diarizer | None:
+    """The configured diarizer, loaded once per process; None when diarization is off."""
+    from models import load_diarizer
+
+    if not cfg.enabled:
+        return None
+    try:
+        return load_diarizer(cfg)
+    except Exception as exc:  # a missing package or bad weights must not stop transcription
+        log.error("diarizer %s unavailable (%s): transcripts are delivered without speakers", cfg.backend, exc)
+        return UnavailableDiarizer(str(exc))
+
+
+def diarize_options_for(cfg: DiarizationConfig, speakers_hint: int | None = None) -> DiarizeOptions:
+    """The caseworker's number-of-speakers hint when given (recordings.speakers_hint), else estimate."""
+    return DiarizeOptions(num_speakers=speakers_hint, max_speakers=cfg.max_speakers)
+
+
+def _diarize(diarizer: Diarizer, audio, options: DiarizeOptions) -> Diarization | None:
+    """Who spoke when, or None when diarization failed (logged without content; the transcript goes on)."""
+    t0 = time.perf_counter()
+    try:
+        result = diarizer.diarize(audio, options)
+    except Exception:
+        log.exception("diarization failed; the transcript is delivered without speakers")
+        return None
+    log.info("diarized %.1f s of audio: %d speakers (hint %s) in %.2f s", len(audio) / SAMPLE_RATE,
+             result.num_speakers, options.num_speakers, time.perf_counter() - t0)
+    return result
+
+
 def transcribe_audio(transcriber: Transcriber, data: bytes | BinaryIO, options: TranscribeOptions,
                      on_segment: SegmentCallback | None = None, *, diarizer: Diarizer | None = None,
                      diarize_options: DiarizeOptions | None = None) -> Transcript:
@@ -54,6 +101,12 @@ def transcribe_audio(transcriber: Transcriber, data: bytes | BinaryIO, options: 
     t0 = time.perf_counter()
     holder = [decode_audio(data)]
     t_decoded = time.perf_counter()
+    # Diarization runs before Whisper, on the same decoded audio, so the audio is still handed to the
+    # transcriber without a reference kept here (see below) and never decoded twice.
+    diarization = None
+    if diarizer is not None:
+        diarization = _diarize(diarizer, holder[0], diarize_options or DiarizeOptions())
+    t_diarized = time.perf_counter()
     # The audio is passed on without a reference kept here, so the transcriber can free it as soon as
     # it no longer needs it (faster-whisper swaps it for a VAD-trimmed copy): one less full copy at peak.
     info, segments = transcriber.transcribe(holder.pop(), options)
@@ -64,21 +117,46 @@ def transcribe_audio(transcriber: Transcriber, data: bytes | BinaryIO, options: 
         if on_segment is not None:
             on_segment(segment, min(1.0, max(0.0, segment.end / duration)))
     t_done = time.perf_counter()
-    # Figures only, never text: the transcript is personal data.
-    log.info("transcribed %.1f s of audio (%s, %d segments, %d speakers): decode %.2f s, diarization %.2f s, "
-             "model %.2f s (%.2fx real time)", info.duration, info.language, len(transcript.segments),
-             transcript.speakers, t_decoded - t0, t_diarized - t_decoded, t_done - t_diarized,
-             (t_done - t_diarized) / max(info.duration, 1.0 / SAMPLE_RATE))
-    return transcript
-    # Diarization runs before Whisper, on the same decoded audio, so the audio is still handed to the
-    # transcriber without a reference kept here (see below) and never decoded twice.
-    diarization = None
-    if diarizer is not None:
-        diarization = _diarize(diarizer, holder[0], diarize_options or DiarizeOptions())
-    t_diarized = time.perf_counter()
     if diarizer is not None:
         transcript.diarization = "failed" if diarization is None else "done"
     if diarization is not None:
         labels = speakers.assign(transcript.segments, diarization.turns)
         transcript.segments = [replace(s, speaker=n) for s, n in zip(transcript.segments, labels, strict=True)]
         transcript.speakers = len({n for n in labels if n is not None})
+    # Figures only, never text: the transcript is personal data.
+    log.info("transcribed %.1f s of audio (%s, %d segments, %d speakers): decode %.2f s, diarization %.2f s, "
+             "model %.2f s (%.2fx real time)", info.duration, info.language, len(transcript.segments),
+             transcript.speakers, t_decoded - t0, t_diarized - t_decoded, t_done - t_diarized,
+             (t_done - t_diarized) / max(info.duration, 1.0 / SAMPLE_RATE))
+    return transcript
+
+
+def diarize_stored(app: Appliance, diarizer: Diarizer, rec_id: str) -> str | None:
+    """Label the lines of an already transcribed recording by speaker: for transcripts not made in one piece by
+    `transcribe_audio` (a live recording's, written stretch by stretch). Decrypts and decodes the recording's
+    audio in memory, diarizes it, gives each stored line the speaker overlapping it most. Returns the
+    diarization status ("done" or "failed"; None when the recording is gone). A failure is logged and
+    audited, never raised: the transcript stays as it is."""
+    with closing(app.connect()) as conn:
+        row = conn.execute("SELECT dek, speakers_hint FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+    if row is None:
+        return None
+    diarization = None
+    try:
+        with app.blobs.open(rec_id, row["dek"]) as reader:
+            audio = decode_audio(reader.read_all())
+    except Exception:
+        log.exception("recording %s: audio for diarization unreadable", rec_id)
+    else:
+        diarization = _diarize(diarizer, audio, diarize_options_for(app.cfg.diarization, row["speakers_hint"]))
+        del audio
+    with closing(app.connect()) as conn, transaction(conn):
+        rows = conn.execute('SELECT idx, start, "end" FROM segments WHERE recording_id = ? ORDER BY idx',
+                            (rec_id,)).fetchall()
+        if diarization is None:
+            speakers.store_labels(conn, rec_id, {}, "failed")
+            audit.record(conn, "service:asr", "recording.diarize", f"recording:{rec_id}", result="failed")
+            return "failed"
+        labels = speakers.assign([Segment(r["start"], r["end"], "") for r in rows], diarization.turns)
+        speakers.store_labels(conn, rec_id, {r["idx"]: n for r, n in zip(rows, labels, strict=True)}, "done")
+    return "done"

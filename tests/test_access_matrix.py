@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from appliance import audit, folders, recordings
+from appliance import audit, folders, live, recordings
 from appliance import clock as core_clock
 from appliance.accounts import create_user, get_user
 from appliance.config import load_config
@@ -55,6 +55,8 @@ class Case:
     form: dict | None = None
     headers: dict | None = None
     sacrificial: bool = False  # runs on a fresh recording (the action destroys it)
+    live: bool = False  # the fresh recording is a live one, being recorded (appliance/live.py)
+    body: bytes | None = None  # sent raw (CSRF token in the header), as the browser dictaphone sends audio
 
 
 ROUTES: dict[tuple[str, str], list[Case]] = {
@@ -77,15 +79,13 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                           200)],
     ("rec.revert_segment", "POST"): [Case("POST", "/recordings/{rid}/segments/0/revert", "editor", "recording",
                                           303, {"to": "0"})],
-    ("suggestions.index", "GET"): [Case("GET", "/recordings/{rid}/suggestions", "viewer", "recording", 200)],
-    ("suggestions.accept", "POST"): [Case("POST", "/recordings/{rid}/suggestions/accept", "editor", "recording",
     ("speakers.assign", "POST"): [Case("POST", "/recordings/{rid}/segments/0/speaker", "editor", "recording", 303,
                                        {"speaker": "new"})],
     ("speakers.rename", "POST"): [Case("POST", "/recordings/{rid}/speakers/1/name", "editor", "recording", 303,
                                        {"name": "Handläggare"})],
+    ("suggestions.index", "GET"): [Case("GET", "/recordings/{rid}/suggestions", "viewer", "recording", 200)],
+    ("suggestions.accept", "POST"): [Case("POST", "/recordings/{rid}/suggestions/accept", "editor", "recording",
                                           303, {"sid": "0-0-1", "scope": "all"})],
-    ("suggestions.dismiss", "POST"): [Case("POST", "/recordings/{rid}/suggestions/dismiss", "editor",
-                                           "recording", 303, {"sid": "0-0-1"})],
     # The assistant (chat, topics): the world's model server is a dead port, so an allowed request ends in the
     # clear "not answering" message and a 303 back to the page, never a hang or a 500.
     ("chat.ask", "POST"): [Case("POST", "/recordings/{rid}/chat", "viewer", "recording", 303,
@@ -104,6 +104,8 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                        {"summary_id": "1"})],
     ("summaries.edit", "POST"): [Case("POST", "/recordings/{rid}/summaries/edit", "editor", "recording", 303,
                                       {"summary_id": "1", "section": "0", "statement": "0", "text": "Ny text"})],
+    ("suggestions.dismiss", "POST"): [Case("POST", "/recordings/{rid}/suggestions/dismiss", "editor",
+                                           "recording", 303, {"sid": "0-0-1"})],
     ("pii.index", "GET"): [Case("GET", "/recordings/{rid}/personal-data", "viewer", "recording", 200)],
     ("pii.decide", "POST"): [Case("POST", "/recordings/{rid}/personal-data/decide", "editor", "recording", 303,
                                   {"entity": "1", "status": "confirmed"})],
@@ -111,6 +113,22 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                {"value": "Anna", "kind": "person"})],
     ("pii.export", "GET"): [Case("GET", "/recordings/{rid}/export.txt", "viewer", "recording", 200),
                             Case("GET", "/recordings/{rid}/export.txt?personal=1", "viewer", "recording", 200)],
+    ("desk.status", "GET"): [Case("GET", "/recordings/{rid}/desk", "viewer", "recording", 200)],
+    ("desk.pause", "POST"): [Case("POST", "/recordings/{rid}/desk/pause", "editor", "recording", 303, {})],
+    ("desk.resume", "POST"): [Case("POST", "/recordings/{rid}/desk/resume", "editor", "recording", 303, {})],
+    ("desk.stop", "POST"): [Case("POST", "/recordings/{rid}/desk/stop", "editor", "recording", 303, {})],
+    # Live recording (web/live.py): on a fresh recording being recorded; a chunk is 0.1 s of raw PCM.
+    ("live.chunk", "POST"): [Case("POST", "/recordings/{rid}/chunks/0", "editor", "recording", 200,
+                                  sacrificial=True, live=True, body=bytes(3200))],
+    ("live.pause", "POST"): [Case("POST", "/recordings/{rid}/pause", "editor", "recording", 303, {},
+                                  sacrificial=True, live=True)],
+    ("live.resume", "POST"): [Case("POST", "/recordings/{rid}/resume", "editor", "recording", 303, {},
+                                   sacrificial=True, live=True)],
+    ("live.stop", "POST"): [Case("POST", "/recordings/{rid}/stop", "editor", "recording", 303, {},
+                                 sacrificial=True, live=True)],
+    ("live.feed", "GET"): [Case("GET", "/recordings/{rid}/live", "viewer", "recording", 200),
+                           Case("GET", "/recordings/{rid}/live", "viewer", "recording", 200, sacrificial=True,
+                                live=True)],
     ("folders.folder", "GET"): [Case("GET", "/folders/{fid}", "viewer", "folder", 200),
                                 Case("GET", "/?folder={fid}", "viewer", "folder", 200)],
     ("folders.rename", "POST"): [Case("POST", "/folders/{fid}/rename", "owner", "folder", 303,
@@ -159,6 +177,9 @@ def world(tmp_path_factory):
                                             data=wav_path.read_bytes(), folder_id=fid)
         conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text) VALUES (?, 0, 0, 0.3, ?)',
                      (rid, "En rad att redigera"))  # the line the edit/history/revert routes act on
+        conn.execute("INSERT INTO summaries (id, recording_id, template_key, template_name, status, content, "
+                     "created_at) VALUES (1, ?, 'rad', 'Råd', 'done', ?, 0)",  # what review/retry act on
+                     (rid, '{"template": {"name": "Råd"}, "sections": []}'))
         conn.close()
         app = create_app(ctx, {"TESTING": True})
         clients, tokens, secrets = {}, {}, {}
@@ -177,9 +198,6 @@ def test_every_id_route_is_in_the_matrix(world):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if (rule.endpoint, method) not in ROUTES:
                 missing.append(f"{method} {rule.rule} ({rule.endpoint})")
-        conn.execute("INSERT INTO summaries (id, recording_id, template_key, template_name, status, content, "
-                     "created_at) VALUES (1, ?, 'rad', 'Råd', 'done', ?, 0)",  # what review/retry act on
-                     (rid, '{"template": {"name": "Råd"}, "sections": []}'))
     assert not missing, f"routes with a recording/folder id missing from the access matrix: {missing}"
     known = {(r.endpoint, m) for r in world.app.url_map.iter_rules() for m in r.methods}
     assert set(ROUTES) <= known, set(ROUTES) - known  # no stale entries
@@ -229,12 +247,16 @@ def _expected(case: Case, state: str, actor: str) -> int:
     return case.allow if RANK[perm] >= RANK[case.needs] else 404
 
 
-def _fresh_recording(world: World, state: str) -> str:
+def _fresh_recording(world: World, state: str, live_recording: bool = False) -> str:
     conn = world.ctx.connect()
     try:
         owner = get_user(conn, world.ids["owner"])
-        rid = recordings.create_from_upload(world.ctx, conn, owner, title="t", filename="t.wav", data=world.wav,
-                                            folder_id=world.fid)
+        if live_recording:
+            rid = live.start(world.ctx, conn, owner, title="t", folder_id=world.fid, source="browser",
+                             consent_confirmed=True)
+        else:
+            rid = recordings.create_from_upload(world.ctx, conn, owner, title="t", filename="t.wav",
+                                                data=world.wav, folder_id=world.fid)
         if state == "past_deadline":
             conn.execute("UPDATE recordings SET created_at = created_at - 30 * 86400 WHERE id = ?", (rid,))
     finally:
@@ -251,6 +273,9 @@ def _request(world: World, actor: str, case: Case, rid: str):
     path = _fill(case.path, world, rid)
     if case.method == "GET":
         return client.get(path, headers=case.headers or {})
+    if case.body is not None:
+        return client.post(path, data=case.body, headers={"X-CSRFToken": world.tokens[actor],
+                                                           "Content-Type": "application/octet-stream"})
     form = {k: _fill(v, world, rid) for k, v in (case.form or {}).items()}
     form["csrf_token"] = world.tokens[actor]
     if case is UPLOAD:
@@ -277,7 +302,7 @@ def test_access_matrix(world, state):
     cases = [c for cs in ROUTES.values() for c in cs] + [UPLOAD]
     for case in cases:
         for actor, roles in ACTORS.items():
-            rid = _fresh_recording(world, state) if case.sacrificial else world.rid
+            rid = _fresh_recording(world, state, case.live) if case.sacrificial else world.rid
             expected = _expected(case, state, actor)
             if case is UPLOAD and not set(roles) & {"caseworker", "manager"}:
                 expected = 403  # no content role: refused before any folder is looked at (nothing to leak)

@@ -92,20 +92,23 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
         assistant_chat,
         assistant_summaries,
         auth,
+        case_drafts,
+        desk,
         errors,
         folders,
         i18n,
+        live,
         pii,
         recordings,
         review,
         search,
         security,
+        speakers,
         suggestions,
         views,
     )
 
     security.init_app(app)
-        speakers,
     auth.init_app(app)  # loads the signed-in user before CSRF runs, so error pages know who is there
     csrf.init_app(app)
     errors.init_app(app)
@@ -116,10 +119,15 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     app.register_blueprint(review.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(suggestions.bp)
+    app.register_blueprint(speakers.bp)
     app.register_blueprint(pii.bp)
+    assistant_chat.init_app(app)  # chat and topics on the recording page
+    case_drafts.init_app(app)  # case drafts across several recordings
+    assistant_summaries.init_app(app)  # summaries and the review gate; admin templates
+    app.register_blueprint(desk.bp)
+    app.register_blueprint(live.bp)  # new recording, leaflet, browser dictaphone, live transcript
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.teardown_appcontext(_close_db)
     app.jinja_env.globals.update(_=i18n._, ngettext=i18n.ngettext)
-    app.register_blueprint(speakers.bp)
     return app

@@ -37,6 +37,7 @@ def status_label(status: str) -> str:
         "transcribing": _("Transkriberas"),
         "ready": _("Klar"),
         "failed": _("Misslyckades"),
+        "recording": _("Spelar in"),
     }.get(status, status)
 
 
