@@ -77,7 +77,7 @@ class Entity:
 
     @property
     def placeholder(self) -> str:
-        return f"[{LABELS[self.kind]} {self.number}]"
+        return f"[{LABELS[self.kind]} {self.number}]" if self.number else f"[{LABELS[self.kind]}]"
 
     @property
     def kind_name(self) -> str:
@@ -198,6 +198,17 @@ def _sentence_start(text: str, pos: int) -> bool:
     return not before or before[-1] in _SENTENCE_END
 
 
+def _name_key(value: str) -> str:
+    """A name's matching key: casefolded, without a genitive -s ("Lisas" and "Lisa" are one person)."""
+    key = value.casefold()
+    last = key.rsplit(" ", 1)[-1]
+    base = last[:-1]
+    if last.endswith("s") and len(last) > 3 and (base.capitalize() in first_names() or _SURNAME_RE.match(
+            base.capitalize())):
+        key = key[:-1]
+    return key
+
+
 def _name_spans(text: str, extra: frozenset[str]) -> list[Span]:
     names, common = first_names(), _common_words()
     words = list(_WORD_RE.finditer(text))
@@ -211,7 +222,8 @@ def _name_spans(text: str, extra: frozenset[str]) -> list[Span]:
         if folded in extra:
             is_name = True
         elif token[:1].isupper() and not token.isupper():
-            if token in names or _SURNAME_RE.match(token):
+            base = token[:-1] if token.endswith("s") and len(token) > 3 else token  # genitive: "Lisas"
+            if token in names or base in names or _SURNAME_RE.match(token) or _SURNAME_RE.match(base):
                 is_name = folded not in common or not _sentence_start(text, w.start())
         if not is_name:
             i += 1
@@ -224,12 +236,12 @@ def _name_spans(text: str, extra: frozenset[str]) -> list[Span]:
             end = words[j].end()
             j += 1
         value = text[w.start():end]
-        spans.append(Span(w.start(), end, "person", value.casefold(), value))
+        spans.append(Span(w.start(), end, "person", _name_key(value), value))
         i = j
     for m in _NAME_CUE_RE.finditer(text):
         token = m.group(1)
         if token.casefold() not in common:
-            spans.append(Span(m.start(1), m.end(1), "person", token.casefold(), token))
+            spans.append(Span(m.start(1), m.end(1), "person", _name_key(token), token))
     return spans
 
 
@@ -291,14 +303,21 @@ def _known_names(entities: Sequence[Entity]) -> list[str]:
 
 def _spans_for(text: str, entities: Sequence[Entity]) -> list[Span]:
     """Detected spans plus every occurrence of a value the recording already knows (manual additions and
-    names found elsewhere in it), whole words, case-insensitively."""
+    names found elsewhere in it), whole words, case-insensitively; a part of a known full name ("Mirza" of
+    "Mirza Hodžić") counts as that person."""
+    common = _common_words()
     spans = list(detect(text, extra_names=[]))
     for e in entities:
         if e.status == "rejected" and e.source == "detected":
             continue
-        for m in re.finditer(r"(?<![\w])" + re.escape(e.value) + r"(?![\w])", text, re.IGNORECASE):
-            spans.append(Span(m.start(), m.end(), e.kind if e.source == "detected" else "manual", e.key,
-                              m.group()))
+        kind, key = (e.kind if e.source == "detected" else "manual"), e.key
+        values = [e.value]
+        if e.kind == "person":
+            values += [w for w in e.value.split() if len(w) >= 3 and w.casefold() not in common]
+        for value in values:
+            # An optional genitive -s: "Lisas" is Lisa.
+            for m in re.finditer(r"(?<![\w])" + re.escape(value) + r"s?(?![\w])", text, re.IGNORECASE):
+                spans.append(Span(m.start(), m.end(), kind, key, m.group()))
     return _without_overlaps(spans)
 
 
@@ -316,8 +335,9 @@ def sync(conn: Connection, rec_id: str) -> list[Entity]:
         entities = _entities(conn, rec_id)
         known = {(e.kind, e.key) for e in entities}
         numbers = _next_numbers(entities)
-        for seg in recordings.transcript_segments(conn, rec_id):
-            for span in detect(seg.text):
+        segments = recordings.transcript_segments(conn, rec_id)
+        for text in [s.text for s in segments] + _speaker_names_as_text(segments):
+            for span in detect(text):
                 if (span.kind, span.key) in known:
                     continue
                 numbers[span.kind] = numbers.get(span.kind, 0) + 1
@@ -329,6 +349,18 @@ def sync(conn: Connection, rec_id: str) -> list[Entity]:
         return _entities(conn, rec_id)
 
 
+_NAME_CONTEXT = "med "  # a speaker's name is read as if inside a sentence, where a capital means a name
+
+
+def _speaker_names_as_text(segments: Sequence[recordings.TranscriptSegment]) -> list[str]:
+    """Names caseworkers gave speakers ("Anna Svensson" rather than "Mamma"), as text the detector reads."""
+    return [_NAME_CONTEXT + n for n in dict.fromkeys(s.speaker_name for s in segments if s.speaker_name)]
+
+
+def _speaker_for_model(name: str, entities: Sequence[Entity]) -> str:
+    return pseudonymize_text(_NAME_CONTEXT + name, entities)[len(_NAME_CONTEXT):] if name else name
+
+
 @dataclass(frozen=True)
 class MarkedSegment:
     """A transcript line cut into plain text and personal-data parts, for highlighting."""
@@ -337,21 +369,31 @@ class MarkedSegment:
     parts: tuple[tuple[str, Entity | None], ...]
 
 
-def _entity_for(span: Span, by_key: dict[tuple[str, str], Entity], manual: dict[str, Entity]) -> Entity | None:
+def _entity_for(span: Span, by_key: dict[tuple[str, str], Entity], manual: dict[str, Entity],
+                persons: Sequence[Entity]) -> Entity | None:
     if span.kind == "manual":
         return manual.get(span.key)
-    return by_key.get((span.kind, span.key)) or manual.get(span.key)
+    found = by_key.get((span.kind, span.key)) or manual.get(span.key)
+    if found is None and span.kind == "person":  # "Mirza" alone, known as "Mirza Hodžić": that person
+        owners = [e for e in persons if span.key in e.key.split()]
+        found = owners[0] if len(owners) == 1 else None
+    return found
 
 
 def _cut(text: str, entities: Sequence[Entity]) -> list[tuple[str, Entity | None]]:
+    """`text` as plain parts and personal-data parts. A detected part the recording does not know yet (text
+    from outside the transcript, e.g. a question) gets an unnumbered stand-in entity of its kind (id 0)."""
     by_key = {(e.kind, e.key): e for e in entities if e.source == "detected"}
     manual = {e.key: e for e in entities if e.source == "manual"}
+    persons = [e for e in entities if e.kind == "person" and e.status != "rejected"]
     parts: list[tuple[str, Entity | None]] = []
     pos = 0
     for span in _spans_for(text, entities):
-        entity = _entity_for(span, by_key, manual)
+        entity = _entity_for(span, by_key, manual, persons)
         if entity is None:
-            continue
+            if span.kind == "manual":
+                continue
+            entity = Entity(0, span.kind, span.text, span.key, 0, "detected", "pending")
         if span.start > pos:
             parts.append((text[pos:span.start], None))
         parts.append((text[span.start:span.end], entity))
@@ -390,7 +432,8 @@ def segments_for_model(conn: Connection, rec_id: str, *, reveal: bool = False,
                          role=access.content_role(user) if user else None)
         return segments
     entities = sync(conn, rec_id)
-    return [replace(s, text=pseudonymize_text(s.text, entities)) for s in segments]
+    return [replace(s, text=pseudonymize_text(s.text, entities),
+                    speaker_name=_speaker_for_model(s.speaker_name, entities)) for s in segments]
 
 
 def reidentify(conn: Connection, rec_id: str, text: str) -> str:

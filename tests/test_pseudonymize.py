@@ -71,6 +71,11 @@ def test_names_from_the_name_list_surnames_and_cues():
     assert kinds("Vi pratade med Karlsson.") == [("person", "Karlsson")]
 
 
+def test_genitive_names_are_the_same_person():
+    assert [(s.kind, s.key) for s in pseudonymize.detect("Lisas mamma och Karlssons bil.")] == [
+        ("person", "lisa"), ("person", "karlsson")]
+
+
 def test_words_that_are_also_names_count_only_inside_a_sentence():
     assert kinds("Dag efter dag. Per sa inget.") == []
     assert kinds("Hon kom med Per i går.") == [("person", "Per")]
@@ -196,3 +201,28 @@ def test_viewer_sees_the_tab_but_cannot_change_it_and_others_get_404(app, db, us
     folders.unshare(db, anna, folders.ensure_default(db, anna), users["bo"])
     assert client.get(f"/recordings/{rec_id}/personal-data").status_code == 404
     assert client.get(f"/recordings/{rec_id}/export.txt").status_code == 404
+
+
+def test_text_from_outside_the_transcript_is_covered_too(db, rec_id):
+    """A question or a pasted note: parts of known full names map to that person; a new identifier gets an
+    unnumbered placeholder of its kind rather than passing through."""
+    db.execute("UPDATE segments SET text = 'Jag heter Mirza Hodžić.' WHERE recording_id = ? AND idx = 0", (rec_id,))
+    entities = pseudonymize.sync(db, rec_id)
+    assert pseudonymize.pseudonymize_text("Vad sa Mirza om Hodžić?", entities) == \
+        "Vad sa [PERSON 1] om [PERSON 1]?"
+    assert pseudonymize.pseudonymize_text("Ring Eva Berg på 0709876543 om Mirzas dotter.", entities) == \
+        "Ring [PERSON] på [TELEFON] om [PERSON 1] dotter."
+
+
+def test_speaker_names_that_are_names_reach_the_model_as_placeholders(db, rec_id):
+    from appliance.assistant.transcript import numbered_segments
+
+    db.execute("UPDATE segments SET speaker = CASE WHEN idx % 2 = 0 THEN 1 ELSE 2 END WHERE recording_id = ?",
+               (rec_id,))
+    db.executemany("INSERT INTO recording_speakers (recording_id, speaker, name) VALUES (?, ?, ?)",
+                   [(rec_id, 1, "Eva Lindström"), (rec_id, 2, "Handläggare")])
+    lines = [s.line() for s in numbered_segments(db, rec_id)]
+    speakers = {e.value: e.placeholder for e in pseudonymize.sync(db, rec_id) if e.kind == "person"}
+    assert lines[0].startswith(f"[1] (00:00) {speakers['Eva Lindström']}: Jag heter [PERSON 1]")
+    assert lines[1].startswith("[2] (00:05) Handläggare: Mitt personnummer är [PNR 1]")
+    assert "Lindström" not in " ".join(lines)
