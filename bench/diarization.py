@@ -1,7 +1,7 @@
 """Diarization quality and speed: our path against the raw library, measured in the same run.
 
-On the shared two-speaker recording (`../shared/data/pyannote_sample/`, reference RTTM) and optionally a
-longer one made by repeating it (`--minutes N`), prints:
+On the shared two-speaker recording (`tests/data/pyannote_sample/`, copied from ../shared/data, reference RTTM)
+and optionally a longer one made by repeating it (`--minutes N`), prints:
 - DER (pyannote.metrics, collar 0.25 s, scored over the reference's extent) of our diarizer with the count
   estimated and with the hint (2), plus its speaker count;
 - the real-time factor of our whole path (`models.diarize_resemblyzer`: VAD, blocked embeddings, spectral
@@ -34,7 +34,7 @@ from appliance.config import DiarizationConfig  # noqa: E402
 from appliance.ports import SAMPLE_RATE, DiarizeOptions  # noqa: E402
 from models import load_diarizer  # noqa: E402
 
-SAMPLE = ROOT.parent / "shared" / "data" / "pyannote_sample"
+SAMPLE = ROOT / "tests" / "data" / "pyannote_sample"
 
 
 def _reference(repeat: int, length: float):

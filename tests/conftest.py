@@ -14,7 +14,9 @@ import pytest
 pytest_plugins = ["tests.web_fixtures", "tests.llm_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# The shared two-speaker sample (pyannote, MIT) with its reference RTTM, copied from ../shared/data so the
+# tests do not depend on where the checkout lives.
+PYANNOTE_SAMPLE = ROOT / "tests" / "data" / "pyannote_sample"
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from appliance.ports import SAMPLE_RATE, DiarizeOptions, Segment, SpeakerTurn
 from models import load_diarizer, load_transcriber
 from services.asr import AsrWorker
 from services.transcription import UnavailableDiarizer, diarize_stored, options_for, transcribe_audio
-from tests.conftest import SHARED
+from tests.conftest import PYANNOTE_SAMPLE
 
 # Two espeak-ng voices, clearly apart in timbre and pitch, taking turns (a social worker and a mother).
 VOICES = {"handläggare": ("sv+m3", "40"), "mamma": ("sv+f4", "75")}
@@ -29,7 +29,7 @@ DIALOGUE = [
     ("mamma", "Han har svårt att sova och är ofta hemma från skolan."),
 ]
 PAUSE_S = 0.6
-SAMPLE = SHARED / "data" / "pyannote_sample"
+SAMPLE = PYANNOTE_SAMPLE
 
 
 @pytest.fixture(scope="module")
