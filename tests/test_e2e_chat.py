@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 import time
 
-import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import free_port
+from tests.e2e_helpers import first_sign_in
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
 
 pytestmark = pytest.mark.e2e
@@ -70,15 +70,7 @@ def running_llm_down(tmp_path, model_store, dead_llm_url):
 
 def _signed_in_with_transcript(browser, base: str, password: str, clip):
     page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
-    page.goto(base + "/login")
-    page.get_by_label("Användarnamn").fill("admin")
-    page.get_by_label("Lösenord").fill(password)
-    page.get_by_role("button", name=re.compile("Logga in")).click()
-    secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
-    page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
-    page.locator("main form button[type=submit]").click()
-    page.locator("input[name=accept]").check()
-    page.get_by_role("button", name="Godkänn och fortsätt").click()
+    first_sign_in(page, base, password)
     page.goto(base + "/upload")
     page.locator("input[name=title]").fill("Hembesök")
     page.locator("input[type=file]").set_input_files(str(clip))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import time
 
-import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import free_port, recognised, speak_swedish
+from tests.e2e_helpers import first_sign_in
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
 from tests.test_recorder import BLOCK, DEVICE, PART1, PART2, Microphone, pcm_of, tone
 
@@ -43,18 +43,6 @@ def running(tmp_path, model_store):
     assert "Traceback" not in log, log
 
 
-def _sign_in(page, base: str, password: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("Användarnamn").fill("admin")
-    page.get_by_label("Lösenord").fill(password)
-    page.get_by_role("button", name=re.compile("Logga in")).click()
-    secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
-    page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
-    page.locator("form button[type=submit]").click()
-    page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
-    page.get_by_role("button", name="Godkänn och fortsätt").click()
-    expect(page.get_by_role("heading", name="Mina inspelningar")).to_be_visible()
-
 
 def test_desk_microphone_record_pause_resume_stop_in_the_browser(running, tmp_path):
     base, password, mic = running
@@ -64,7 +52,7 @@ def test_desk_microphone_record_pause_resume_stop_in_the_browser(running, tmp_pa
         page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        _sign_in(page, base, password)
+        first_sign_in(page, base, password)
 
         page.goto(base + "/recordings/new")
         page.get_by_label("Titel").fill("Kontorssamtal")

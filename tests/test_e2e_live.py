@@ -15,13 +15,13 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from appliance.config import load_config
 from appliance.context import open_appliance
 from tests.conftest import free_port, recognised, speak_swedish
+from tests.e2e_helpers import first_sign_in
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
 
 pytestmark = pytest.mark.e2e
@@ -68,18 +68,6 @@ def _browser(p, mic: Path):
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={mic}"])
 
-
-def _first_sign_in(page, base: str, password: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("Användarnamn").fill("admin")
-    page.get_by_label("Lösenord").fill(password)
-    page.get_by_role("button", name=re.compile("Logga in")).click()
-    secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
-    page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
-    page.locator("form button[type=submit]").click()
-    page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
-    page.get_by_role("button", name="Godkänn och fortsätt").click()
-    expect(page.get_by_role("heading", name="Mina inspelningar")).to_be_visible()
 
 
 def _new_recording(page, base: str) -> str:
@@ -129,7 +117,7 @@ def test_dictaphone_consent_pause_crashes_stop(running, mic_wav):
     with sync_playwright() as p:
         browser = _browser(p, mic_wav)
         page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
-        _first_sign_in(page, base, password)
+        first_sign_in(page, base, password)
 
         # The leaflet for the client: plain Swedish, printable.
         page.goto(base + "/recordings/new")
@@ -198,7 +186,7 @@ def test_browser_killed_mid_recording_is_finished_from_its_page(running, mic_wav
         browser = _browser(p, mic_wav)
         context = browser.new_context(ignore_https_errors=True, locale="sv-SE")
         page = context.new_page()
-        _first_sign_in(page, base, password)
+        first_sign_in(page, base, password)
         signed_in = context.storage_state()
         rid = _new_recording(page, base)
         page.get_by_role("button", name="Starta mikrofonen").click()

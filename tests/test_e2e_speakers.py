@@ -9,27 +9,15 @@ import os
 import re
 from pathlib import Path
 
-import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.e2e_helpers import first_sign_in
 from tests.test_diarization import dialogue  # noqa: F401 - the two-voice clip fixture
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, running  # noqa: F401 - `appliance run` fixture
 
 pytestmark = pytest.mark.e2e
 
-
-def _sign_in(page, base: str, password: str) -> None:
-    page.goto(base + "/")
-    page.get_by_label("Användarnamn").fill("admin")
-    page.get_by_label("Lösenord").fill(password)
-    page.get_by_role("button", name=re.compile("Logga in")).click()
-    secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
-    page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
-    page.locator("form button[type=submit]").click()
-    page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
-    page.get_by_role("button", name="Godkänn och fortsätt").click()
-    expect(page.get_by_role("heading", name="Mina inspelningar")).to_be_visible()
 
 
 def test_speakers_shown_renamed_and_fixed(running, dialogue):  # noqa: F811
@@ -38,7 +26,7 @@ def test_speakers_shown_renamed_and_fixed(running, dialogue):  # noqa: F811
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
-        _sign_in(page, base, password)
+        first_sign_in(page, base, password)
         page.goto(base + "/upload")
         page.locator("input[name=title]").fill("Hembesök")
         page.locator("input[type=file]").set_input_files(str(clip))

@@ -8,14 +8,13 @@ transferred, which the recording list shows.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import free_port
+from tests.e2e_helpers import first_sign_in
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
 
 pytestmark = pytest.mark.e2e
@@ -49,15 +48,7 @@ def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, 
         context = browser.new_context(ignore_https_errors=True, locale="sv-SE")
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
         page = context.new_page()
-        page.goto(base + "/")
-        page.get_by_label("Användarnamn").fill("admin")
-        page.get_by_label("Lösenord").fill(password)
-        page.get_by_role("button", name=re.compile("Logga in")).click()
-        secret = page.locator("#totp-secret").inner_text().replace(" ", "").strip()
-        page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
-        page.locator("form button[type=submit]").click()
-        page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
-        page.get_by_role("button", name="Godkänn och fortsätt").click()
+        first_sign_in(page, base, password)
 
         page.goto(base + "/upload")
         page.locator("input[name=title]").fill("Hembesök")
