@@ -4,7 +4,7 @@ someone other than the owner; ids only, 404 for everyone else, and every view au
 from __future__ import annotations
 
 import re
-import time
+from datetime import datetime
 
 import pytest
 
@@ -14,6 +14,7 @@ from appliance.config import load_config
 from appliance.context import init_state
 from tests.web_fixtures import PASSWORD, FakeClock, _client, sign_in
 from web import create_app
+from web.review import TZ
 
 TITLE = "Hembesök hos familjen Svensson"
 PURGED = "0123456789abcdef01234567"
@@ -119,7 +120,7 @@ def test_filters(rita, history, users, db):
     assert _total(html) == len(audit.entries(db, action="recording.read", target=f"recording:{rid}")) == 2
 
     assert _total(rita.get("/review?since=2000-01-01&until=2000-01-02").text) == 0
-    today = time.strftime("%Y-%m-%d")
+    today = datetime.now(TZ).strftime("%Y-%m-%d")  # the page's dates are the office's (Stockholm) days
     assert _total(rita.get(f"/review?since={today}&until={today}&action=purge.receipt").text) == 1
 
     r = rita.get("/review?since=igår&user=anna")
