@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance.assistant import case_drafts
+from appliance.assistant import case_drafts, summarize
 from appliance.errors import ApplianceError, NotFound
 from web import db
 from web.auth import login_required
@@ -64,7 +64,7 @@ def draft(draft_id: str):
     d = case_drafts.get(conn, g.user, draft_id)  # NotFound → 404 (audited per source)
     content = case_drafts.readable(conn, d)
     return render_template("draft.html", d=d, content=content,
-                           text=case_drafts.plain_text(content) if content else "")
+                           text=summarize.plain_text(content) if content else "")
 
 
 @bp.get("/drafts/<draft_id>/status")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from appliance import access, audit, clock, jobs, pseudonymize, recordings
 from appliance.accounts import User, get_user
 from appliance.assistant import templates
-from appliance.assistant.summarize import plain_text
+from appliance.assistant.summaries import OVERFORD, REVIEW_STATES, UTKAST, ReviewedDraft
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
@@ -38,9 +38,6 @@ NOTES_LABEL = "J"
 MAX_SOURCES = 8
 MAX_NOTES = 20_000
 MAX_TITLE = 200
-UTKAST, GRANSKAD, OVERFORD = "utkast", "granskad", "overford"
-REVIEW_STATES = {UTKAST: "Utkast", GRANSKAD: "Granskad", OVERFORD: "Överförd till verksamhetssystemet"}
-STATUS_TEXT = {"queued": "I kö", "running": "Skrivs", "done": "Klar", "failed": "Misslyckades"}
 MSG_DRAFT = "Utkastet finns inte eller så saknar du behörighet."
 MSG_NO_SOURCES = "Välj minst en inspelning som utkastet ska bygga på."
 MSG_TOO_MANY = f"Välj högst {MAX_SOURCES} inspelningar."
@@ -70,7 +67,7 @@ class Cite:
 
 
 @dataclass(frozen=True)
-class CaseDraft:
+class CaseDraft(ReviewedDraft):
     id: int
     owner_id: int
     title: str
@@ -83,22 +80,6 @@ class CaseDraft:
     reveal: bool
     created_at: float
     sources: tuple[Source, ...]
-
-    @property
-    def status_text(self) -> str:
-        return STATUS_TEXT[self.status]
-
-    @property
-    def review_text(self) -> str:
-        return REVIEW_STATES[self.review_state]
-
-    @property
-    def plain_text(self) -> str:
-        return plain_text(self.content) if self.content else ""
-
-    @property
-    def flagged(self) -> int:
-        return int((self.content or {}).get("flagged", 0))
 
     def cites(self, numbers: list[int]) -> list[Cite]:
         refs = (self.content or {}).get("refs", {})

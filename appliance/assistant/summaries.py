@@ -37,23 +37,13 @@ MSG_SUMMARY = "Sammanfattningen finns inte."
 MAX_STATEMENT_EDIT = 2000
 
 
-@dataclass(frozen=True)
-class Summary:
-    id: int
-    recording_id: str
-    template_key: str
-    template_name: str
+class ReviewedDraft:
+    """What summaries and case drafts show alike: the job's status, the review state, the plain text to copy
+    and how many statements the grounding checker flagged. Needs `status`, `review_state` and `content`."""
+
     status: str
-    progress: float
-    error: str | None
-    reveal: bool
     review_state: str
-    created_at: float
-    finished_at: float | None
-    reviewed_at: float | None
-    transferred_at: float | None
     content: dict | None
-    created_by: int | None = None
 
     @property
     def review_text(self) -> str:
@@ -70,6 +60,25 @@ class Summary:
     @property
     def flagged(self) -> int:
         return int((self.content or {}).get("flagged", 0))
+
+
+@dataclass(frozen=True)
+class Summary(ReviewedDraft):
+    id: int
+    recording_id: str
+    template_key: str
+    template_name: str
+    status: str
+    progress: float
+    error: str | None
+    reveal: bool
+    review_state: str
+    created_at: float
+    finished_at: float | None
+    reviewed_at: float | None
+    transferred_at: float | None
+    content: dict | None
+    created_by: int | None = None
 
     def status_json(self) -> dict:
         """What the page polls: no content, only the job's state."""
