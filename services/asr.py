@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ from appliance.ports import Diarizer, Segment, Transcriber
 from appliance.recordings import TRANSCRIBE_JOB
 from models import load_transcriber
 from services.live_asr import LiveTranscriber
+from services.signals import stop_on_signals
 from services.transcription import (
     diarize_options_for,
     diarize_stored,
@@ -228,12 +228,7 @@ def main(config_path: str | None = None) -> int:
         return 2
     worker = AsrWorker(app, transcriber, diarizer=load_diarizer_for(cfg.diarization))
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping after the current segment", signum)
-        worker.stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(worker.stopping, "stopping after the current segment")
     worker.run_forever()
     return 0
 

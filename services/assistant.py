@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ from appliance.errors import ApplianceError
 from appliance.llm_client import LlmClient
 from services import case_draft_jobs
 from services.asr import _LeaseKeeper as LeaseKeeper
+from services.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,7 @@ def main(config_path: str | None = None) -> int:
         return 2
     worker = AssistantWorker(app)
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping after the current request", signum)
-        worker.stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(worker.stopping, "stopping after the current request")
     worker.run_forever()
     return 0
 

@@ -23,7 +23,6 @@ import fcntl
 import logging
 import os
 import re
-import signal
 import socket
 import threading
 import time
@@ -36,6 +35,7 @@ from appliance.context import Appliance, open_appliance
 from appliance.db import Connection
 from appliance.errors import ApplianceError, NotFound
 from services.alsa import PAUSED, RECORDING, STOPPED, Capture, DeviceError, list_devices, offered
+from services.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -265,12 +265,7 @@ def main(config_path: str | None = None) -> int:
         return 2
     service = RecorderService(app)
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: flushing captures and stopping", signum)
-        service.stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(service.stopping, "flushing captures and stopping")
     service.run_forever()
     os.close(lock_fd)
     return 0
