@@ -114,8 +114,8 @@ class LlmClient:
         if resp.status >= 400:
             detail = _error_detail(resp)
             conn.close()
-            # The status and the server's own error text (no prompt content: llama.cpp names token counts).
-            log.warning("llm server answered %s: %.200s", resp.status, detail)
+            # The status only: another OpenAI-compatible server (vLLM, Triton) may echo the prompt in its error text.
+            log.warning("llm server answered %s (%d characters of error text, not logged)", resp.status, len(detail))
             if resp.status == 400 and ("context" in detail.lower() or "exceed" in detail.lower()):
                 raise LlmContextExceeded(MSG_TOO_LONG)
             if resp.status in (502, 503, 504):
