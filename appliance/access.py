@@ -6,9 +6,15 @@ it with (as `editor` or `viewer`) may act on it, as far as the action's permissi
 | permission | who                          | actions                                                        |
 | ---------- | ---------------------------- | -------------------------------------------------------------- |
 | viewer     | viewer, editor, owner        | recording.read/audio/list/status/edit_history, folder.read     |
-| editor     | editor, owner                | recording.rename/move/mark_transferred/delete_*, folder.upload/move_in |
+| editor     | editor, owner                | recording.rename/mark_transferred/delete_*, folder.upload/move_in |
 |            |                              | recording.edit/revert (transcript lines)                       |
 | owner      | the folder's owner           | folder.rename/share/unshare                                    |
+|            | the recording's owner, or the owner of the folder it lies in | recording.move           |
+
+The recording's creator (`recordings.owner_id`) is its owner wherever it lies: a move never takes it away
+from her. Moving a recording out of a folder needs owner rights (its creator, or the owner of the folder it
+lies in), so an editor of a shared folder cannot carry a recording off into a folder of their own and share
+that onward.
 
 Correction suggestions: recording.suggestions needs viewer, recording.suggestion_accept/_dismiss editor.
 Summaries: recording.summaries and recording.summarize need viewer, recording.summary_review/_edit editor.
@@ -33,6 +39,7 @@ from appliance.accounts import User
 from appliance.config import Config
 from appliance.db import Connection, transaction
 from appliance.errors import NotFound
+from appliance.ids import parse_id
 
 VIEWER, EDITOR, OWNER = "viewer", "editor", "owner"
 _RANK = {VIEWER: 1, EDITOR: 2, OWNER: 3}
@@ -47,7 +54,7 @@ RECORDING_ACTIONS: dict[str, str] = {
     "recording.pii": VIEWER,
     "recording.export": VIEWER,
     "recording.rename": EDITOR,
-    "recording.move": EDITOR,
+    "recording.move": OWNER,  # out of its folder: never an editor's (it could be shared onward from there)
     "recording.mark_transferred": EDITOR,
     "recording.delete_confirm": EDITOR,
     "recording.delete_request": EDITOR,
@@ -116,16 +123,18 @@ def retention_config(conn: Connection) -> Config:
 
 
 def recording_permission(conn: Connection, user: User, recording_row, cfg: Config) -> str | None:
-    """The user's permission on a recording: from its folder, None once past the retention deadline.
+    """The user's permission on a recording, None once past the retention deadline.
 
-    A recording without a folder (a row written outside the upload path) counts as being in its
-    creator's private default folder.
+    Its creator is its owner wherever it lies (also outside any folder: a row written outside the upload
+    path); everyone else has the right they hold in its folder.
     """
     if not user.can_read_content or user.disabled:
         return None
     folder_id = recording_row["folder_id"]
-    if folder_id is None:
-        permission = OWNER if recording_row["owner_id"] == user.id else None
+    if recording_row["owner_id"] == user.id:
+        permission = OWNER
+    elif folder_id is None:
+        permission = None
     else:
         folder = conn.execute("SELECT owner_id FROM folders WHERE id = ?", (folder_id,)).fetchone()
         permission = folder_permission(conn, user, folder_id, folder["owner_id"]) if folder else None
@@ -162,10 +171,7 @@ def require_recording(conn: Connection, user: User, recording_id: str, action: s
 def require_folder(conn: Connection, user: User, folder_id: int | str, action: str):
     """Return the folder row if `user` may perform `action` on it; audit either way (404 on deny)."""
     needed = FOLDER_ACTIONS[action]
-    try:
-        fid = int(folder_id)
-    except (TypeError, ValueError):
-        fid = None
+    fid = parse_id(folder_id)
     row = conn.execute("SELECT * FROM folders WHERE id = ?", (fid,)).fetchone() if fid is not None else None
     allowed = row is not None and allows(folder_permission(conn, user, row["id"], row["owner_id"]), needed)
     _audit(conn, user, action, f"folder:{_safe(folder_id)}", allowed)

@@ -48,6 +48,11 @@ class User:
     def can_read_content(self) -> bool:
         return bool(self.roles & CONTENT_ROLES)
 
+    @property
+    def has_combined_roles(self) -> bool:
+        """Admin plus a content or responsible role: the dev box's account only (check_roles)."""
+        return combines_admin(self.roles)
+
 
 def _row_to_user(conn: Connection, row) -> User:
     roles = frozenset(r[0] for r in conn.execute("SELECT role FROM user_roles WHERE user_id = ?", (row["id"],)))
@@ -118,10 +123,25 @@ def check_password_policy(password: str, *, username: str = "", email: str = "")
             raise AuthError("Lösenordet får inte innehålla ditt användarnamn eller din e-postadress.")
 
 
-def _check_roles(roles: list[str] | set[str] | frozenset[str]) -> None:
+# Separation of duties: IT manages the box and must not read content or review its own actions in the log.
+SEPARATED_FROM_ADMIN = CONTENT_ROLES | {"responsible"}
+MSG_ROLE_SEPARATION = ("En IT-administratör kan inte också vara handläggare, chef eller ansvarig för behandlingen. "
+                       "Ge de rollerna till ett eget konto.")
+
+
+def combines_admin(roles: list[str] | set[str] | frozenset[str]) -> bool:
+    """Admin together with a content or responsible role: only the dev box's own account holds that."""
+    return "admin" in roles and bool(set(roles) & SEPARATED_FROM_ADMIN)
+
+
+def check_roles(roles: list[str] | set[str] | frozenset[str], *, allow_combined: bool = False) -> None:
+    """Known roles, at least one, and admin never together with a content or responsible role
+    (`allow_combined` only for the dev box's account, made by `appliance run`)."""
     bad = [r for r in roles if r not in ROLES]
     if bad or not roles:
         raise ApplianceError(f"Unknown role(s) {bad or list(roles)}; choose from {', '.join(ROLES)}")
+    if combines_admin(roles) and not allow_combined:
+        raise ApplianceError(MSG_ROLE_SEPARATION)
 
 
 def check_username(username: str) -> None:
@@ -145,9 +165,10 @@ def insert_user(conn: Connection, username: str, roles: list[str], *, actor: str
 
 
 def create_user(conn: Connection, username: str, roles: list[str], *, actor: str = "system",
-                display_name: str = "", password: str | None = None) -> tuple[User, str]:
+                display_name: str = "", password: str | None = None,
+                allow_combined: bool = False) -> tuple[User, str]:
     """Create a user; returns the user and the initial password (generated if not given)."""
-    _check_roles(roles)
+    check_roles(roles, allow_combined=allow_combined)
     check_username(username)
     password = password or generate_password()
     check_password_policy(password, username=username)
@@ -168,9 +189,16 @@ def _enabled_admins(conn: Connection) -> set[int]:
 
 
 def set_roles(conn: Connection, user_id: int, roles: list[str] | set[str], *, actor: str) -> User:
-    """Replace a user's roles; takes effect on their next request (users are loaded fresh per request)."""
-    _check_roles(roles)
+    """Replace a user's roles; takes effect on their next request (users are loaded fresh per request).
+
+    Admin never joins a content or responsible role (separation of duties); a refused change is audited.
+    """
     new = set(roles)
+    if combines_admin(new):
+        with transaction(conn):
+            audit.record(conn, actor, "user.roles_changed", f"user:{user_id}", result="denied", role="admin",
+                         detail="separation_of_duties", data={"requested": sorted(new)})
+    check_roles(new)
     with transaction(conn):
         before = get_user(conn, user_id)
         if "admin" in before.roles and "admin" not in new and _enabled_admins(conn) <= {user_id}:
@@ -216,20 +244,36 @@ def set_password(conn: Connection, user_id: int, password: str, *, actor: str) -
     with transaction(conn):
         conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), user_id))
         conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        if conn.execute("DELETE FROM login_failures WHERE subject = ? AND locked_until > ?",
+                        (f"user:{user_id}", clock.now())).rowcount:
+            audit.record(conn, actor, "auth.unlocked", f"user:{user_id}", detail="password_set")
         conn.execute("DELETE FROM login_failures WHERE subject = ?", (f"user:{user_id}",))
         audit.record(conn, actor, "user.password_set", f"user:{user_id}")
 
 
 # --- throttling ---------------------------------------------------------------------------------
 
-def _check_lock(conn: Connection, subject: str) -> None:
+def _check_lock(conn: Connection, subject: str, action: str) -> None:
+    """Refuse (audited: denied, detail "throttled") while `subject` is locked out; a lock that ran out is lifted
+    (audited as auth.unlocked)."""
     row = conn.execute("SELECT locked_until FROM login_failures WHERE subject = ?", (subject,)).fetchone()
-    if row and row["locked_until"] > clock.now():
-        minutes = max(1, round((row["locked_until"] - clock.now()) / 60))
+    if not row or not row["locked_until"]:
+        return
+    t = clock.now()
+    if row["locked_until"] > t:
+        with transaction(conn):
+            audit.record(conn, subject, action, subject, result="denied", detail="throttled")
+        minutes = max(1, round((row["locked_until"] - t) / 60))
         raise Throttled(f"För många misslyckade inloggningsförsök. Försök igen om {minutes} minuter.")
+    with transaction(conn):
+        lifted = conn.execute("DELETE FROM login_failures WHERE subject = ? AND locked_until = ?",
+                              (subject, row["locked_until"])).rowcount  # once, also across workers
+        if lifted:
+            audit.record(conn, "system", "auth.unlocked", subject, detail="expired")
 
 
 def _register_failure(conn: Connection, subject: str, max_failures: int, lockout_s: float) -> None:
+    """Count a failure; the one that reaches `max_failures` locks the subject out (audited as auth.locked)."""
     t = clock.now()
     with transaction(conn):
         row = conn.execute("SELECT failures, first_at FROM login_failures WHERE subject = ?", (subject,)).fetchone()
@@ -240,6 +284,9 @@ def _register_failure(conn: Connection, subject: str, max_failures: int, lockout
             "INSERT INTO login_failures (subject, failures, first_at, locked_until) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(subject) DO UPDATE SET failures = excluded.failures, first_at = excluded.first_at, "
             "locked_until = excluded.locked_until", (subject, failures, first_at, locked))
+        if locked:
+            audit.record(conn, "system", "auth.locked", subject, result="denied",
+                         detail=f"failures:{failures}", data={"until": round(locked)})
 
 
 def _clear_failures(conn: Connection, subject: str) -> None:
@@ -251,7 +298,7 @@ def authenticate_password(conn: Connection, username: str, password: str, *, max
     """First factor. Failures are counted per account in the database (holds across workers)."""
     row = conn.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
     subject = f"user:{row['id']}" if row else f"unknown:{hashlib.sha256(username.lower().encode()).hexdigest()[:16]}"
-    _check_lock(conn, subject)
+    _check_lock(conn, subject, "auth.password")
     ok = False
     try:
         ok = _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password) and row is not None
@@ -297,7 +344,7 @@ def _matching_step(secret: str, code: str) -> int | None:
 def _use_code(conn: Connection, user: User, secret: str, code: str, action: str, *, max_failures: int,
               lockout_s: float) -> None:
     subject = f"user:{user.id}"
-    _check_lock(conn, subject)
+    _check_lock(conn, subject, action)
     step = _matching_step(secret, code)
     with transaction(conn):
         # Single use: the step must be newer than the last accepted one (atomic across workers).
@@ -326,6 +373,35 @@ def verify_totp(conn: Connection, user: User, code: str, *, max_failures: int, l
     if not row or not row["totp_secret"]:
         raise AuthError("Tvåstegsverifiering är inte registrerad.")
     _use_code(conn, user, row["totp_secret"], code, "auth.totp", max_failures=max_failures, lockout_s=lockout_s)
+
+
+# --- the step between the two factors -------------------------------------------------------------
+
+def start_preauth(conn: Connection, user: User, stage: str, *, ttl_s: float) -> str:
+    """After the password: a single-use nonce for the second step (`stage`), bound to this server."""
+    nonce = secrets.token_urlsafe(32)
+    t = clock.now()
+    with transaction(conn):
+        conn.execute("DELETE FROM preauth WHERE created_at < ?", (t - ttl_s,))
+        conn.execute("INSERT INTO preauth (nonce_hash, user_id, stage, created_at) VALUES (?, ?, ?, ?)",
+                     (_token_hash(nonce), user.id, stage, t))
+    return nonce
+
+
+def preauth_user(conn: Connection, nonce: str, stage: str, *, ttl_s: float) -> User | None:
+    """The user whose password step issued `nonce` for `stage`, while it is unused and young enough."""
+    row = conn.execute("SELECT user_id, stage, created_at FROM preauth WHERE nonce_hash = ?",
+                       (_token_hash(nonce),)).fetchone()
+    if row is None or row["stage"] != stage or not 0 <= clock.now() - row["created_at"] <= ttl_s:
+        return None
+    user = get_user(conn, row["user_id"])
+    return None if user.disabled else user
+
+
+def consume_preauth(conn: Connection, nonce: str) -> bool:
+    """Use the nonce up (atomic across workers): True for exactly one caller."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM preauth WHERE nonce_hash = ?", (_token_hash(nonce),)).rowcount == 1
 
 
 # --- sessions -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from appliance import access, audit, clock, recordings
 from appliance.accounts import User
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
+from appliance.ids import parse_id
 
 MAX_TEXT = 4000
 MSG_SEGMENT = "Raden finns inte i utskriften."
@@ -107,10 +108,9 @@ def revert(conn: Connection, user: User, rec_id: str, idx: int, to: int | str) -
     """Restore an earlier version (`to`: an edit id of this line, 0 for the machine text) as a new edit."""
     access.require_recording(conn, user, rec_id, "recording.revert")
     seg = _segment(conn, rec_id, idx)
-    try:
-        to_id = int(to)
-    except (TypeError, ValueError):
-        raise ApplianceError("Välj en version att återställa.") from None
+    to_id = parse_id(to)
+    if to_id is None:
+        raise ApplianceError("Välj en version att återställa.")
     if to_id == 0:
         text = seg.machine_text
     else:

@@ -13,6 +13,7 @@ from appliance import access, audit, clock
 from appliance.accounts import CONTENT_ROLES, User
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
+from appliance.ids import parse_id
 
 DEFAULT_NAME = "Mina inspelningar"
 SHARE_ROLES = ("editor", "viewer")
@@ -149,10 +150,7 @@ def share(conn: Connection, user: User, folder_id: int | str, target_user_id: in
     row = access.require_folder(conn, user, folder_id, "folder.share")
     if role not in SHARE_ROLES:
         raise ApplianceError("Välj behörighet: redigera eller läsa.")
-    try:
-        target = int(target_user_id)
-    except (TypeError, ValueError):
-        target = None
+    target = parse_id(target_user_id)
     if target is None or target not in {uid for uid, _ in share_candidates(conn, user)}:
         raise ApplianceError("Välj en användare med handläggar- eller chefsbehörighet.")
     with transaction(conn):
@@ -166,9 +164,8 @@ def share(conn: Connection, user: User, folder_id: int | str, target_user_id: in
 def unshare(conn: Connection, user: User, folder_id: int | str, target_user_id: int | str) -> bool:
     """Take a share back; the other user loses access from their next request. False if there was none."""
     row = access.require_folder(conn, user, folder_id, "folder.unshare")
-    try:
-        target = int(target_user_id)
-    except (TypeError, ValueError):
+    target = parse_id(target_user_id)
+    if target is None:
         return False
     with transaction(conn):
         removed = conn.execute("DELETE FROM folder_shares WHERE folder_id = ? AND user_id = ?",

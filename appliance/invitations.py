@@ -55,7 +55,7 @@ def ttl_seconds(cfg: Config) -> float:
 def invite(conn: Connection, cfg: Config, *, username: str, roles: list[str], actor: str, display_name: str = "",
            email: str | None = None) -> tuple[User, str]:
     """Create the account (no usable password yet) and its invitation; returns the user and the token."""
-    accounts._check_roles(roles)
+    accounts.check_roles(roles)
     accounts.check_username(username)
     email = (email or "").strip() or None
     if email is not None and (email.count("@") != 1 or len(email) > 254 or any(c.isspace() for c in email)):

@@ -37,6 +37,7 @@ from appliance import access, audit, clock
 from appliance.accounts import User
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
+from appliance.ids import parse_id
 
 DATA_FILE = "lexicon_sv.tsv"
 MAX_TERM = 80
@@ -280,10 +281,9 @@ def add_term(conn: Connection, user: User, text: str) -> int:
 
 def remove_term(conn: Connection, user: User, term_id: int | str) -> None:
     _require_content_user(user)
-    try:
-        tid = int(term_id)
-    except (TypeError, ValueError):
-        raise NotFound("Termen finns inte.") from None
+    tid = parse_id(term_id)
+    if tid is None:
+        raise NotFound("Termen finns inte.")
     with transaction(conn):
         if conn.execute("DELETE FROM lexicon_terms WHERE id = ?", (tid,)).rowcount == 0:
             raise NotFound("Termen finns inte.")

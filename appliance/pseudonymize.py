@@ -32,6 +32,7 @@ from appliance import access, audit, clock, recordings
 from appliance.accounts import User
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
+from appliance.ids import parse_id
 
 # kind → placeholder label ("[PNR 1]"); the order is the order of the kind list in the UI.
 LABELS: dict[str, str] = {
@@ -492,7 +493,4 @@ def add_manual(conn: Connection, user: User, rec_id: str, value: str, kind: str 
 
 
 def _int(value: int | str) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return parse_id(value)

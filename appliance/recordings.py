@@ -46,6 +46,11 @@ class RecordingSummary:
     def can_edit(self) -> bool:
         return access.allows(self.permission, access.EDITOR)
 
+    @property
+    def is_owner(self) -> bool:
+        """May move it to another folder (access.recording_permission)."""
+        return self.permission == access.OWNER
+
 
 def _summary(row, cfg=None, *, folder_name: str = "", permission: str | None = None) -> RecordingSummary:
     due = retention.deadline(cfg.retention, row["created_at"]) if cfg is not None else None
@@ -121,13 +126,13 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
     return rec_id
 
 
-# Recordings the user can see through folders: own folders, folders shared with them, and rows written
-# outside the upload path (no folder) that they created. Retention hiding is applied in Python.
+# Recordings the user can see: those they created (wherever they lie), those in their own folders and in
+# folders shared with them; the same rule as access.recording_permission. Retention hiding is applied in Python.
 _VISIBLE_SQL = (
-    "SELECT r.*, f.name AS folder_name, CASE WHEN f.id IS NULL OR f.owner_id = :u THEN 'owner' ELSE s.role END "
+    "SELECT r.*, f.name AS folder_name, CASE WHEN r.owner_id = :u OR f.owner_id = :u THEN 'owner' ELSE s.role END "
     "AS permission FROM recordings r LEFT JOIN folders f ON f.id = r.folder_id "
     "LEFT JOIN folder_shares s ON s.folder_id = f.id AND s.user_id = :u "
-    "WHERE (f.id IS NULL AND r.owner_id = :u) OR f.owner_id = :u OR s.user_id IS NOT NULL")
+    "WHERE (r.owner_id = :u OR f.owner_id = :u OR s.user_id IS NOT NULL)")
 
 
 def visible_rows(conn: Connection, user: User, *, folder_id: int | None = None, min_permission: str = "viewer",
@@ -303,11 +308,14 @@ def rename_recording(conn: Connection, user: User, rec_id: str, title: str) -> N
 
 
 def move_recording(conn: Connection, user: User, rec_id: str, target_folder_id: int | str) -> int:
-    """Move a recording to another folder: the user must be owner or editor of both (NotFound otherwise)."""
+    """Move a recording to another folder (NotFound otherwise): out of its folder only with owner rights on the
+    recording (its creator, or the owner of the folder it lies in), into a folder the user may put recordings
+    in. The creator stays its owner wherever it goes; the audit record names both folders and the owner."""
     row = access.require_recording(conn, user, rec_id, "recording.move")
     target = access.require_folder(conn, user, target_folder_id, "folder.move_in")
     with transaction(conn):
         conn.execute("UPDATE recordings SET folder_id = ? WHERE id = ?", (target["id"], rec_id))
         audit.record(conn, user.actor, "recording.moved", f"recording:{rec_id}", role=access.content_role(user),
-                     data={"from": f"folder:{row['folder_id']}", "to": f"folder:{target['id']}"})
+                     data={"from": f"folder:{row['folder_id']}", "to": f"folder:{target['id']}",
+                           "owner": f"user:{row['owner_id']}"})
     return int(target["id"])

@@ -171,7 +171,7 @@ _HITS_SQL = (
     "LEFT JOIN folder_shares sh ON sh.folder_id = fo.id AND sh.user_id = :u "
     "LEFT JOIN segments s ON s.id = f.rowid "
     "WHERE search_fts MATCH :q AND f.rowid {side} 0 "
-    "AND ((fo.id IS NULL AND r.owner_id = :u) OR fo.owner_id = :u OR sh.user_id IS NOT NULL) "
+    "AND (r.owner_id = :u OR fo.owner_id = :u OR sh.user_id IS NOT NULL) "
     "AND r.created_at > :sys_cut AND (:rtc_cut IS NULL OR coalesce(r.created_at_rtc, r.created_at) > :rtc_cut) "
     "ORDER BY f.rowid {order} LIMIT :lim")
 

@@ -30,7 +30,7 @@ ACTORS = {  # name → roles
     "other": ["caseworker"],          # an unrelated caseworker
     "admin": ["admin"],               # IT: never content
     "responsible": ["responsible"],   # log review: never content
-    "admin_cw": ["admin", "caseworker"],  # admin + caseworker, never shared with
+    "admin_cw": ["admin", "caseworker"],  # admin + caseworker (the dev box's account), never shared with
 }
 BYSTANDER = "bystander"  # a content user the owner shares with and unshares during the run
 
@@ -71,7 +71,8 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                        {"value": "1"})],
     ("rec.rename", "POST"): [Case("POST", "/recordings/{rid}/rename", "editor", "recording", 303,
                                   {"title": "Ny titel"})],
-    ("rec.move", "POST"): [Case("POST", "/recordings/{rid}/move", "editor", "recording", 303,
+    # Out of its folder only with owner rights: an editor could otherwise carry it off and share it onward.
+    ("rec.move", "POST"): [Case("POST", "/recordings/{rid}/move", "owner", "recording", 303,
                                 {"folder_id": "{target}"})],
     ("rec.edit_segment", "POST"): [Case("POST", "/recordings/{rid}/segments/0/edit", "editor", "recording", 303,
                                         {"text": "Redigerad rad"})],
@@ -169,7 +170,7 @@ def world(tmp_path_factory):
         conn = ctx.connect()
         ids = {}
         for name, roles in {**ACTORS, BYSTANDER: ["caseworker"]}.items():
-            ids[name] = create_user(conn, name, roles, password=PASSWORD)[0].id
+            ids[name] = create_user(conn, name, roles, password=PASSWORD, allow_combined=True)[0].id
         owner = get_user(conn, ids["owner"])
         fid = folders.ensure_default(conn, owner)
         target = folders.create_folder(conn, owner, "Andra")

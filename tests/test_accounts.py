@@ -28,7 +28,7 @@ def test_password_policy_and_roles(conn):
 
 def test_admin_has_no_content_access(conn):
     admin, _ = accounts.create_user(conn, "it", ["admin"])
-    both, _ = accounts.create_user(conn, "dev", ["admin", "caseworker"])
+    both, _ = accounts.create_user(conn, "dev", ["admin", "caseworker"], allow_combined=True)  # the dev box's
     assert not admin.can_read_content and both.can_read_content
 
 
@@ -41,7 +41,9 @@ def test_lockout_counts_in_database(app_ctx, conn):
     other = app_ctx.connect()
     with pytest.raises(Throttled, match="Försök igen"):
         accounts.authenticate_password(other, "anna", pw, **LIM)
-    assert [e["result"] for e in audit.entries(conn, action="auth.password")] == ["denied"] * 3
+    # Three wrong passwords, then the throttled attempt (issue 18, finding 7: audited too).
+    assert [(e["result"], e["detail"]) for e in audit.entries(conn, action="auth.password")] == \
+        [("denied", "")] * 3 + [("denied", "throttled")]
 
 
 def test_unknown_user_is_throttled_too(conn):

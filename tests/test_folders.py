@@ -34,7 +34,8 @@ def tiny_wav(tmp_path_factory) -> bytes:
 def users(db) -> dict[str, int]:  # overrides tests.test_web.users for the imported `app` fixture
     out = {}
     for name, roles in ROLES.items():
-        user, _ = create_user(db, name, roles, password=PASSWORD, display_name=name.capitalize() + " Testsson")
+        user, _ = create_user(db, name, roles, password=PASSWORD, display_name=name.capitalize() + " Testsson",
+                              allow_combined=True)  # itchef: admin + manager, as only a dev box has
         out[name] = user.id
     return out
 
@@ -216,7 +217,7 @@ def test_share_editor_and_viewer_then_unshare_takes_effect_on_the_next_request(s
     assert len(denied) == 2 and all(e["role"] == "manager" for e in denied)
 
 
-def test_move_needs_edit_rights_in_both_folders(signed, db, users, tiny_wav):
+def test_move_needs_owner_rights_out_and_edit_rights_in(signed, db, users, tiny_wav):
     anna, chef = signed("anna"), signed("chef")
     rid = uploaded(anna, tiny_wav)
     src = folders.default_id(db, get_user(db, users["anna"]))
@@ -234,14 +235,19 @@ def test_move_needs_edit_rights_in_both_folders(signed, db, users, tiny_wav):
     share(anna, team, users["chef"], "editor")  # changes the role of the existing share
     assert db.execute("SELECT role FROM folder_shares WHERE folder_id = ? AND user_id = ?",
                       (team, users["chef"])).fetchone()[0] == "editor"
-    assert move(chef, team).status_code == 303
+    # Editor of both: still no move out of the folder (issue 18, finding 1: only owner rights move it).
+    assert move(chef, team).status_code == 404
+    assert move(chef, chef_own).status_code == 404
+    assert move(anna, team).status_code == 303
     assert db.execute("SELECT folder_id FROM recordings WHERE id = ?", (rid,)).fetchone()[0] == team
     assert move(anna, chef_own).status_code == 404  # the owner may not push into someone else's folder
     assert move(anna, "nonsense").status_code == 404
     assert move(anna, src).status_code == 303
     moved = audit.entries(db, action="recording.moved", target=f"recording:{rid}")
-    assert [e["data"] for e in moved] == [{"from": f"folder:{src}", "to": f"folder:{team}"},
-                                          {"from": f"folder:{team}", "to": f"folder:{src}"}]
+    owner = f"user:{users['anna']}"
+    assert [e["data"] for e in moved] == [{"from": f"folder:{src}", "to": f"folder:{team}", "owner": owner},
+                                          {"from": f"folder:{team}", "to": f"folder:{src}", "owner": owner}]
+    assert {e["actor"] for e in moved} == {owner}
     page = anna.get(f"/recordings/{rid}").text
     assert 'id="move-folder"' in page and "Utredning" in page
 
@@ -312,7 +318,8 @@ def test_managers_get_reminders_for_folders_shared_with_them_as_editor(ctx, db, 
 
 
 def test_require_actions_are_known_and_ranked():
-    assert set(access.RECORDING_ACTIONS.values()) <= {"viewer", "editor"}
+    assert set(access.RECORDING_ACTIONS.values()) <= {"viewer", "editor", "owner"}
+    assert [a for a, p in access.RECORDING_ACTIONS.items() if p == "owner"] == ["recording.move"]
     assert access.FOLDER_ACTIONS["folder.share"] == "owner"
     with pytest.raises(KeyError):
         access.RECORDING_ACTIONS["recording.everything"]

@@ -12,8 +12,10 @@ import smtplib
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from appliance import accounts, api_tokens, guidelines, invitations
-from appliance.errors import ApplianceError
+from appliance import accounts, api_tokens, audit, guidelines, invitations
+from appliance.db import transaction
+from appliance.errors import ApplianceError, NotFound
+from appliance.ids import NO_ID
 from web import appliance, db
 from web.auth import login_required
 from web.i18n import _
@@ -52,7 +54,15 @@ def _page(*, status: int = 200, created_link: str | None = None, created_for: st
 
 
 def _user_id(user_id: int) -> int:
-    accounts.get_user(db(), user_id)  # NotFound → 404
+    """The id of an existing user; an unknown (or out-of-range) id is a 404, audited like a denied read."""
+    conn = db()
+    try:
+        accounts.get_user(conn, user_id)
+    except NotFound:
+        with transaction(conn):
+            audit.record(conn, g.user.actor, "admin.user", f"user:{user_id if user_id != NO_ID else 'invalid'}",
+                         result="denied", detail=request.endpoint or "", role=ROLE)
+        raise
     return user_id
 
 

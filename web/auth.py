@@ -2,7 +2,8 @@
 
 Two cookies, both `__Host-` (Secure, Path=/, no Domain), HttpOnly, SameSite=Lax:
 - `__Host-state`: Flask's signed cookie. Holds the CSRF token, flash messages and, between the password
-  and the TOTP step, a short pre-auth marker (user id, stage, time; valid five minutes). It grants nothing.
+  and the TOTP step, a pre-auth nonce whose hash the server keeps (`accounts.start_preauth`; five minutes,
+  consumed by the second step, so a copy of the cookie cannot be replayed). It grants nothing by itself.
 - `__Host-session`: a random token for the server-side session (the database stores its hash). It is
   created only after the second factor succeeds, so every sign-in gets a fresh token.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import unicodedata
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 import segno
@@ -31,10 +34,10 @@ from flask import (
 )
 from markupsafe import Markup
 
-from appliance import accounts, audit, clock, guidelines, invitations
+from appliance import accounts, audit, guidelines, invitations
 from appliance.accounts import User
 from appliance.db import transaction
-from appliance.errors import AuthError, NotFound, Throttled
+from appliance.errors import AuthError, Throttled
 from web import appliance, db
 from web.i18n import _
 
@@ -99,10 +102,19 @@ def wants_json() -> bool:
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only local paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """A same-site path, or None: never an open redirect, never a header injection.
+
+    Judged after the normalisation a browser and the header writer apply: control characters and whitespace
+    (a tab is dropped when the Location header is built, so "/%09/evil.example/" would become
+    "//evil.example/"), backslashes (browsers read them as slashes), and anything `urlsplit` finds a scheme
+    or host in are refused.
+    """
+    if not target or "\\" in target or any(c.isspace() or unicodedata.category(c)[0] == "C" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return target
 
 
 def _unauthenticated() -> Any:
@@ -154,22 +166,19 @@ def init_app(app: Flask) -> None:
 
 def _start_preauth(user: User, stage: str, nxt: str | None) -> None:
     session.clear()  # a fresh state cookie (and CSRF token) for the sign-in
-    session[PREAUTH_KEY] = {"uid": user.id, "stage": stage, "t": clock.now(), "next": nxt}
+    nonce = accounts.start_preauth(db(), user, stage, ttl_s=PREAUTH_TTL_S)
+    session[PREAUTH_KEY] = {"nonce": nonce, "stage": stage, "next": nxt}
 
 
 def _preauth_user(stage: str) -> User | None:
+    """The user between the two factors: the cookie's nonce must be known to the server, unused and young."""
     state = session.get(PREAUTH_KEY)
-    if not isinstance(state, dict) or state.get("stage") != stage:
+    if not isinstance(state, dict) or state.get("stage") != stage or not isinstance(state.get("nonce"), str):
         return None
-    age = clock.now() - float(state.get("t", 0))
-    if not 0 <= age <= PREAUTH_TTL_S:
+    user = accounts.preauth_user(db(), state["nonce"], stage, ttl_s=PREAUTH_TTL_S)
+    if user is None:
         session.pop(PREAUTH_KEY, None)
-        return None
-    try:
-        user = accounts.get_user(db(), int(state["uid"]))
-    except (NotFound, KeyError, TypeError, ValueError):
-        return None
-    return None if user.disabled else user
+    return user
 
 
 def _restart_signin() -> Response:
@@ -179,7 +188,10 @@ def _restart_signin() -> Response:
 
 
 def _finish_signin(user: User) -> Response:
-    nxt = _safe_next(session.get(PREAUTH_KEY, {}).get("next"))
+    state = session.get(PREAUTH_KEY, {})
+    if not accounts.consume_preauth(db(), state.get("nonce", "")):  # single use: a replayed copy stops here
+        return _restart_signin()
+    nxt = _safe_next(state.get("next"))
     token = accounts.create_session(db(), user)  # audited as auth.signin
     session.clear()  # rotate: the pre-auth marker and the old CSRF token go
     if not guidelines.accepted(appliance().cfg, user.guidelines_version):

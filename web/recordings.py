@@ -86,7 +86,7 @@ def recording(rec_id: str):
     conn = db()
     rec = recordings.get_recording(conn, g.user, rec_id)  # NotFound → 404 (web.errors)
     segments = recordings.transcript_segments(conn, rec.id) if rec.status == "ready" else []
-    targets = [f for f in folders.writable(conn, g.user) if f.id != rec.folder_id] if rec.can_edit else []
+    targets = [f for f in folders.writable(conn, g.user) if f.id != rec.folder_id] if rec.is_owner else []
     return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING,
                            move_targets=targets, speakers=speakers.list_speakers(conn, rec.id, segments),
                            diarization=speakers.diarization(conn, rec.id))

@@ -1,4 +1,4 @@
-"""Security headers, the per-request CSP nonce, in-memory uploads and a Fetch-Metadata check."""
+"""Security headers, the per-request CSP nonce, in-memory uploads, a Fetch-Metadata check and bounded ids."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import secrets
 from typing import IO
 
 from flask import Flask, Request, Response, abort, g, request
+from werkzeug.routing import IntegerConverter
+
+from appliance.ids import NO_ID, parse_id
 
 # Endpoints whose responses may be cached by the browser (no content, no personal data).
 _CACHEABLE_ENDPOINTS = frozenset({"static"})
@@ -23,6 +26,18 @@ class InMemoryRequest(Request):
     def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
                          filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
         return io.BytesIO()
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` in every route: an id past SQLite's 64-bit range becomes NO_ID, an id no row has.
+
+    So /folders/99999999999999999999999 is a 404 like any unknown id, and the access check audits it like
+    one, instead of an OverflowError (a 500) when the id is bound to a query.
+    """
+
+    def to_python(self, value: str) -> int:
+        n = parse_id(value)
+        return NO_ID if n is None else n
 
 
 def csp_nonce() -> str:
@@ -74,6 +89,7 @@ def _security_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.request_class = InMemoryRequest
+    app.url_map.converters["int"] = BoundedIntConverter  # before any blueprint adds its rules
     app.before_request(_reject_cross_site_writes)
     app.after_request(_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

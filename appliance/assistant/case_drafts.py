@@ -31,6 +31,7 @@ from appliance.assistant.summaries import OVERFORD, REVIEW_STATES, UTKAST, Revie
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
+from appliance.ids import parse_id
 
 CASE_DRAFT_JOB = "case_draft"
 TEMPLATE = "bbic"
@@ -105,10 +106,10 @@ def _draft(conn: Connection, r) -> CaseDraft:
 
 
 def _did(draft_id: int | str) -> int:
-    try:
-        return int(draft_id)
-    except (TypeError, ValueError):
-        raise NotFound(MSG_DRAFT) from None
+    did = parse_id(draft_id)
+    if did is None:
+        raise NotFound(MSG_DRAFT)
+    return did
 
 
 # --- the caseworker's side ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from appliance.assistant.statement_stream import StatementStream, StreamedStatem
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
+from appliance.ids import parse_id
 from appliance.llm_client import LlmClient, LlmError
 from appliance.search import stem
 
@@ -282,10 +283,8 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
     access.require_recording(conn, user, rec_id, "recording.chat")
     source: ChatMessage | None = None
     if source_id not in (None, ""):
-        try:
-            source = message_for(conn, rec_id, int(source_id))
-        except (TypeError, ValueError):
-            source = None
+        sid = parse_id(source_id)
+        source = message_for(conn, rec_id, sid) if sid is not None else None
         if source is None or source.state != "done" or not source.statements:
             raise ApplianceError(MSG_NO_SOURCE)
         if rewrite in REWRITES and not (prompt or "").strip():  # an own instruction wins over the preset

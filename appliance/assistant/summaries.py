@@ -27,6 +27,7 @@ from appliance.assistant.summarize import plain_text
 from appliance.assistant.transcript import numbered_segments
 from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
+from appliance.ids import parse_id
 
 SUMMARIZE_JOB = "summarize"
 UTKAST, GRANSKAD, OVERFORD = "utkast", "granskad", "overford"
@@ -94,10 +95,10 @@ def _row(r) -> Summary:
 
 
 def _sid(summary_id: int | str) -> int:
-    try:
-        return int(summary_id)
-    except (TypeError, ValueError):
-        raise NotFound(MSG_SUMMARY) from None
+    sid = parse_id(summary_id)
+    if sid is None:
+        raise NotFound(MSG_SUMMARY)
+    return sid
 
 
 def request_summary(conn: Connection, user: User, rec_id: str, template_key: str, *, reveal: bool = False) -> int:
