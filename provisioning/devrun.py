@@ -31,8 +31,9 @@ def ensure_dev_admin(cfg: Config) -> str:
     try:
         if accounts.find_user(conn, DEV_ADMIN) is None:
             # admin manages the box; caseworker lets the developer try the content path on a dev box.
+            # The one account allowed to combine them (accounts.check_roles); the UI says so on every page.
             _, password = accounts.create_user(conn, DEV_ADMIN, ["admin", "caseworker"], actor="system:devrun",
-                                               display_name="Utvecklare (dev)")
+                                               display_name="Utvecklare (dev)", allow_combined=True)
             return (f"  Användare: {DEV_ADMIN}\n  Lösenord:  {password}\n"
                     "  (visas bara nu; första inloggningen registrerar tvåstegsverifiering: skanna QR-koden\n"
                     "   med en autentiseringsapp, eller skriv in hemligheten som visas)")
