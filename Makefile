@@ -18,6 +18,14 @@ STAMP_DEV   := $(VENV)/.stamp-dev
 STAMP_APT   := $(VENV)/.stamp-apt-test
 STAMP_APT_RUN := $(VENV)/.stamp-apt-run
 MODELS_OK   := $(STATE_DIR)/models/.embedded-ok
+# llama-cpp-python (the llm unit) has no wheel on PyPI: it is built once into WHEELS (keep the version in step
+# with pyproject.toml). Built portable (AVX2, no -march=native): a native build on a CPU that reports AMX
+# crashed in ggml's AMX kernels on the first token (seen on a 2-core VM), and a box's CPU is not the builder's.
+# --no-cache-dir: pip's own wheel cache does not know the build flags and would hand back a native build.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+WHEELS      := $(STATE_DIR)/cache/wheels
+LLAMA_WHEEL := $(WHEELS)/.llama-$(LLAMA_VERSION)-portable
 
 .PHONY: run test lint install models bench clean-state help
 
@@ -31,10 +39,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+$(LLAMA_WHEEL): | $(PY) $(STAMP_APT_RUN)
+	mkdir -p $(WHEELS)
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip wheel -q --no-cache-dir --no-deps -w $(WHEELS) \
+	    llama-cpp-python==$(LLAMA_VERSION)
+	touch $@
+
 # torch first, pinned (its CPU wheel): letting `pip install -e .` resolve it could pull GBs of CUDA packages.
-$(STAMP_RUN): pyproject.toml $(STAMP_APT_RUN) | $(PY)
+$(STAMP_RUN): pyproject.toml $(STAMP_APT_RUN) $(LLAMA_WHEEL) | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q $(if $(wildcard $(STATE_DIR)/cache/wheels),--find-links $(STATE_DIR)/cache/wheels) -e .
+	$(PY) -m pip install -q --find-links $(WHEELS) -e .
 	touch $@
 
 $(STAMP_DEV): pyproject.toml $(STAMP_RUN)

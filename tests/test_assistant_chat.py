@@ -357,3 +357,10 @@ def test_web_topics_stream_progress_and_suggestions_show_as_buttons(anna, db, re
     assert "Frågeförslagen är klara." in page
     for q in chat.suggestions_for(db, rec):  # each a one-click question
         assert f'<input type="hidden" name="question" value="{q}">' in page.replace("&#39;", "'")
+
+
+def test_suggested_questions_from_an_answer_cut_off_at_max_tokens():
+    cut = '{"questions": ["Hur mår\nbarnet", "Vad säger skolan?", "Vem ringde i'
+    assert chat._questions(cut) == ["Hur mår barnet?", "Vad säger skolan?"]
+    assert chat._questions('{"questions": ["Hur sover Elsa?"]}') == ["Hur sover Elsa?"]
+    assert chat._questions("inget svar") == []

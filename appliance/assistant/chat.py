@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -429,12 +430,19 @@ def suggest_questions(conn: Connection, client: LlmClient, user: User, rec_id: s
     return questions
 
 
+_COMPLETE_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
 def _questions(text: str) -> list[str]:
+    """The suggested questions of the model's JSON; of an answer cut off at max_tokens, the questions it
+    finished (the schema bounds each question, not how long a small model dawdles before the last one)."""
     try:
         data = json.loads(text)
+        items = data.get("questions") if isinstance(data, dict) else None
     except ValueError:
-        return []
-    items = data.get("questions") if isinstance(data, dict) else None
+        _, found, rest = text.partition('"questions"')
+        items = [json.loads(f'"{m.group(1)}"', strict=False)
+                 for m in _COMPLETE_STRING.finditer(rest.partition("[")[2])] if found else None
     out: list[str] = []
     for q in items if isinstance(items, list) else []:
         q = " ".join(str(q).split())[:160]
