@@ -43,11 +43,17 @@ def ensure_dev_admin(cfg: Config) -> str:
         conn.close()
 
 
+# gevent workers: a connection waiting for a slow client's headers or body is a parked greenlet, not a
+# thread, so slow or stalled clients cannot starve the unit (gthread's 2 × 4 threads blocked on body reads:
+# issue 18, finding 3). Each worker takes up to 500 connections; tests/test_slow_clients.py holds 50 open.
+WORKER_ARGS = ("--worker-class", "gevent", "--worker-connections", "500")
+
+
 def gunicorn_command(cfg: Config) -> list[str]:
     cert, key = ensure_self_signed(cfg.paths.tls)
     return [sys.executable, "-m", "gunicorn", "--bind", f"{cfg.web.host}:{cfg.web.port}",
             "--certfile", str(cert), "--keyfile", str(key), "--workers", str(cfg.web.workers),
-            "--worker-class", "gthread", "--threads", "4", "--timeout", "300", "--no-control-socket",
+            *WORKER_ARGS, "--timeout", "300", "--no-control-socket",
             # Paths only (no query strings), invitation tokens redacted (web/access_log.py).
             "--logger-class", "web.access_log.RedactingLogger",
             "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
