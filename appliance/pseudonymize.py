@@ -38,6 +38,7 @@ from appliance.ids import parse_id
 LABELS: dict[str, str] = {
     "person": "PERSON",
     "pnr": "PNR",
+    "pnr_possible": "MÖJLIGT-PNR",  # date valid, check digit wrong: a slip of the tongue or a mis-heard digit
     "samordningsnummer": "SAMORDNINGSNR",
     "phone": "TELEFON",
     "email": "EPOST",
@@ -47,6 +48,7 @@ LABELS: dict[str, str] = {
 KIND_NAMES: dict[str, str] = {
     "person": "Namn",
     "pnr": "Personnummer",
+    "pnr_possible": "Möjligt personnummer (kontrollsiffran stämmer inte)",
     "samordningsnummer": "Samordningsnummer",
     "phone": "Telefonnummer",
     "email": "E-postadress",
@@ -128,14 +130,16 @@ def _luhn_ok(ten_digits: str) -> bool:
 
 
 def identity_number_kind(text: str) -> str | None:
-    """'pnr', 'samordningsnummer' or None for a written number (separators allowed; checksum checked)."""
+    """'pnr', 'samordningsnummer', 'pnr_possible' (a valid date but a wrong check digit: still someone's
+    number, said or heard wrong, so it is pseudonymized too) or None for a written number (separators
+    allowed)."""
     m = _PNR_RE.fullmatch(text.strip())
     if not m:
         return None
     date_part, _sep, tail = m.groups()
     pnr_date, sam_date = _valid_date(date_part)
     if not _luhn_ok(date_part[-6:] + tail):
-        return None
+        return "pnr_possible" if pnr_date or sam_date else None
     if pnr_date:
         return "pnr"
     if sam_date:
@@ -273,8 +277,9 @@ def detect(text: str, *, extra_names: Iterable[str] = ()) -> list[Span]:
     return _without_overlaps(found)
 
 
-_PRIORITY = {"pnr": 0, "samordningsnummer": 0, "email": 1, "phone": 2, "address": 3, "postcode": 4,
-             "person": 5, "manual": 6}
+# A possible personnummer yields to a phone number on the same digits ("0701234567" has a date shape).
+_PRIORITY = {"pnr": 0, "samordningsnummer": 0, "email": 1, "phone": 2, "pnr_possible": 2.5, "address": 3,
+             "postcode": 4, "person": 5, "manual": 6}
 
 
 def _without_overlaps(spans: Sequence[Span]) -> list[Span]:

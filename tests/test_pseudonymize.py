@@ -24,16 +24,25 @@ def test_valid_personnummer_is_found(number):
     assert kinds(f"Numret är {number}, sa hon.") == [("pnr", number)]
 
 
-@pytest.mark.parametrize("number", ["811218-9877", "811218-9866", "811318-9876", "810230-1234", "19811218-9870"])
-def test_personnummer_with_a_wrong_check_digit_or_date_is_not(number):
+@pytest.mark.parametrize("number", ["811318-9876", "810230-1234", "19811332-9870"])
+def test_a_number_with_an_impossible_date_is_not_a_personnummer(number):
     assert pseudonymize.identity_number_kind(number) is None
     assert kinds(f"Numret är {number}.") == []
+
+
+@pytest.mark.parametrize("number", ["19850315-1234", "811218-9877", "811218-9866", "19811218-9870", "8503151234",
+                                    "811278-9874"])
+def test_finding8_wrong_check_digit_personnummer_is_pseudonymized(number):
+    """A date-valid number with a wrong check digit (said or heard wrong) is a possible personnummer."""
+    assert pseudonymize.identity_number_kind(number) == "pnr_possible"
+    assert kinds(f"Numret är {number}, sa hon.") == [("pnr_possible", number)]
+    assert kinds("Ring 0701234567.") == [("phone", "0701234567")]  # a phone number stays a phone number
 
 
 def test_samordningsnummer_has_the_day_plus_60():
     assert pseudonymize.identity_number_kind("811278-9873") == "samordningsnummer"  # 18 December + 60
     assert kinds("Hans samordningsnummer är 811278-9873.") == [("samordningsnummer", "811278-9873")]
-    assert pseudonymize.identity_number_kind("811278-9874") is None  # wrong check digit
+    assert pseudonymize.identity_number_kind("811278-9874") == "pnr_possible"  # wrong check digit (issue 18, 8)
     assert pseudonymize.identity_number_kind("811292-9874") is None  # day 32 + 60 is no date
 
 
@@ -226,3 +235,23 @@ def test_speaker_names_that_are_names_reach_the_model_as_placeholders(db, rec_id
     assert lines[0].startswith(f"[1] (00:00) {speakers['Eva Lindström']}: Jag heter [PERSON 1]")
     assert lines[1].startswith("[2] (00:05) Handläggare: Mitt personnummer är [PNR 1]")
     assert "Lindström" not in " ".join(lines)
+
+
+def test_finding8_possible_personnummer_in_transcript_export_question_and_notes(db, rec_id, anna):
+    from appliance.assistant.case_drafts import pseudonymize_notes
+
+    db.execute("UPDATE segments SET text = 'Mitt personnummer är 19850315-1234.' WHERE recording_id = ? AND idx = 0",
+               (rec_id,))
+    texts = [s.text for s in pseudonymize.segments_for_model(db, rec_id)]
+    assert texts[0] == "Mitt personnummer är [MÖJLIGT-PNR 1]."
+    assert "1234" not in " ".join(texts)
+    export = anna.get(f"/recordings/{rec_id}/export.txt").text
+    assert "[MÖJLIGT-PNR 1]" in export and "19850315" not in export
+    page = anna.get(f"/recordings/{rec_id}/personal-data").text
+    assert "Möjligt personnummer" in page
+    entities = pseudonymize.sync(db, rec_id)
+    assert pseudonymize.pseudonymize_text("Stämmer 19850315-1234 och 19900101-1111?", entities) == \
+        "Stämmer [MÖJLIGT-PNR 1] och [MÖJLIGT-PNR]?"
+    notes, values = pseudonymize_notes(["Pappan uppgav 850315-1234 vid besöket."])
+    assert notes == ["Pappan uppgav [MÖJLIGT-PNR J1] vid besöket."] and values == {"[MÖJLIGT-PNR J1]": "850315-1234"}
+    assert pseudonymize.reidentify(db, rec_id, "Numret [MÖJLIGT-PNR 1].") == "Numret 19850315-1234."
