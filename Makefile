@@ -7,8 +7,9 @@ PY          := $(VENV)/bin/python
 APPLIANCE   := $(VENV)/bin/appliance
 STATE_DIR   ?= var
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: espeak-ng/sox make real Swedish test audio, chromium drives the browser tests.
-TEST_APT    := espeak-ng sox libsox-fmt-all chromium chromium-driver
+# Debian packages: espeak-ng/sox make real Swedish test audio, chromium drives the browser tests, strace
+# lists the files the units write (tests/test_finding9_writes.py).
+TEST_APT    := espeak-ng sox libsox-fmt-all chromium chromium-driver strace
 # Debian packages to build systemd-python (the audit log's journald mirror) when pip installs the appliance;
 # alsa-utils gives the recorder unit `arecord` (desk microphones).
 # g++ builds llama-cpp-python (the llm unit) from source when no wheel is at hand.

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,14 @@ from appliance.ports import Diarizer, Transcriber
 from models.store import get_spec, verify_model
 
 log = logging.getLogger(__name__)
+
+# onnxruntime (faster-whisper's Silero VAD) writes a device id and a telemetry database to
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ when it is imported, unless this is set first; nothing of
+# the box is written outside its state dir (issue 18, finding 9). Every ML import goes through this package.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# numba (librosa, under Resemblyzer) caches compiled functions in __pycache__ beside the installed package;
+# compiled code only, kept in the temp dir (the unit's PrivateTmp on a box), never in the code tree.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"samtalsstod-numba-{os.getuid()}"))
 
 TranscriberFactory = Callable[[Path, AsrConfig], Transcriber]
 """Builds a loaded transcriber from a verified model path and the asr config."""

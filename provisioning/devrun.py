@@ -22,6 +22,19 @@ from provisioning.tls import ensure_self_signed
 log = logging.getLogger(__name__)
 
 DEV_ADMIN = "admin"
+DEV_PASSWORD_FILE = "dev-admin-password.txt"  # noqa: S105 - a file name: in the secrets/ folder, 0600
+
+
+def _password_notice(cfg: Config, password: str) -> str:
+    """The one-time password on the terminal; never into a redirected log (a file for the developer instead)."""
+    if sys.stdout.isatty():
+        return f"  Lösenord:  {password}\n"
+    path = cfg.paths.secrets / DEV_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(password + "\n")
+    return (f"  Lösenordet skrivs inte ut i en logg; det står i {path}\n"
+            "  (bara läsbart för dig; radera filen när du har loggat in)\n")
 
 
 def ensure_dev_admin(cfg: Config) -> str:
@@ -34,7 +47,7 @@ def ensure_dev_admin(cfg: Config) -> str:
             # The one account allowed to combine them (accounts.check_roles); the UI says so on every page.
             _, password = accounts.create_user(conn, DEV_ADMIN, ["admin", "caseworker"], actor="system:devrun",
                                                display_name="Utvecklare (dev)", allow_combined=True)
-            return (f"  Användare: {DEV_ADMIN}\n  Lösenord:  {password}\n"
+            return (f"  Användare: {DEV_ADMIN}\n{_password_notice(cfg, password)}"
                     "  (visas bara nu; första inloggningen registrerar tvåstegsverifiering: skanna QR-koden\n"
                     "   med en autentiseringsapp, eller skriv in hemligheten som visas)")
         return (f"  Användare: {DEV_ADMIN} (finns redan; glömt lösenordet? "

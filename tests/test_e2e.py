@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -56,6 +57,15 @@ class Appliance:
             time.sleep(0.2)
         raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines))
 
+    def dev_password(self) -> str:
+        """The dev administrator's one-time password: not printed into this redirected output (issue 18,
+        finding 9) but written to the 0600 file the output names."""
+        path = Path(self.wait_for(r"det står i (\S+)").group(1))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        password = path.read_text(encoding="utf-8").strip()
+        assert password and not any(password in line for line in self.lines)
+        return password
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -90,7 +100,7 @@ def running(tmp_path, model_store):
            **llm_port_env()}
     app = Appliance(env)
     try:
-        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        password = app.dev_password()
         _wait_http(port)
         yield f"https://127.0.0.1:{port}", password, app
     finally:

@@ -48,7 +48,7 @@ def _run(tmp_path, model_store, llm_url: str):
            "APPLIANCE_LLM__CONNECT_TIMEOUT_SECONDS": "3"}
     app = Appliance(env)
     try:
-        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        password = app.dev_password()
         _wait_http(port)
         yield f"https://127.0.0.1:{port}", password
     finally:

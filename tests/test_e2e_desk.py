@@ -31,7 +31,7 @@ def running(tmp_path, model_store):
            "APPLIANCE_RECORDER__HEARTBEAT_SECONDS": "0.5", "APPLIANCE_RECORDING__MIN_FREE_MB": "0", **mic.env}
     app = Appliance(env)
     try:
-        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        password = app.dev_password()
         _wait_http(port)
         yield f"https://127.0.0.1:{port}", password, mic
     finally:

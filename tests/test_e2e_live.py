@@ -53,7 +53,7 @@ def running(tmp_path, model_store):
            "APPLIANCE_ASR__LEASE_SECONDS": "4", "APPLIANCE_RECORDING__CHUNK_SECONDS": "1.5"}
     app = Appliance(env)
     try:
-        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        password = app.dev_password()
         _wait_http(port)
         yield f"https://127.0.0.1:{port}", password, app, env
     finally:

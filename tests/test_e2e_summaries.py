@@ -31,7 +31,7 @@ def running_with_llm(tmp_path, model_store, llm_server):
            "APPLIANCE_LLM__SERVE": "false", "APPLIANCE_LLM__BASE_URL": llm_server}
     app = Appliance(env)
     try:
-        password = app.wait_for(r"Lösenord:\s+(\S+)").group(1)
+        password = app.dev_password()
         _wait_http(port)
         yield f"https://127.0.0.1:{port}", password, app
     finally:

@@ -4,6 +4,8 @@ client, real SQLCipher, real audio), named after the finding. Findings 3, 8 and 
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import pyotp
 import pytest
 
@@ -271,3 +273,35 @@ def test_finding4_enrolment_step_is_single_use_too(app, db, clock):
     replay = _client(app)
     replay.set_cookie("__Host-state", copied, domain="localhost", secure=True, path="/")
     assert replay.get("/enrol-totp").status_code == 302
+
+
+def test_finding9_405_has_allow(anna, world):
+    r = anna.delete("/login")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    r = anna.put(f"/recordings/{world['rid']}/move")
+    assert r.status_code == 405 and r.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_finding9_export_charset_once(world):
+    r = world["anna"].get(f"/recordings/{world['rid']}/export.txt")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_finding9_dev_password_not_in_redirected_log(tmp_path, capsys):
+    """`appliance run` with its output redirected (a log file, a CI job): the one-time password goes to a
+    0600 file the output names, not into the output."""
+    import stat
+
+    from appliance.config import load_config
+    from appliance.context import init_state
+    from provisioning.devrun import ensure_dev_admin
+
+    cfg = load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var")})
+    notice = ensure_dev_admin(cfg)
+    path = cfg.paths.secrets / "dev-admin-password.txt"
+    password = path.read_text(encoding="utf-8").strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert str(path) in notice and password not in notice and "Lösenord:" not in notice
+    with closing(init_state(cfg).connect()) as conn:
+        user = accounts.authenticate_password(conn, "admin", password, max_failures=5, lockout_s=60)
+    assert user.has_combined_roles

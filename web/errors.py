@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, flash, g, jsonify, render_template, request
+from flask import Flask, flash, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from appliance.audit import AuditUnavailable
 from appliance.errors import (
@@ -80,7 +80,10 @@ def _csrf_error(_exc: CSRFError):
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     title, message = _HTTP_MESSAGES.get(status, (exc.name, _HTTP_MESSAGES[400][1]))
-    return _respond(status, _(title), _(message))
+    response = make_response(_respond(status, _(title), _(message)))
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 says what is allowed
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response
 
 
 def _unexpected(exc: Exception):

@@ -66,7 +66,7 @@ def export(rec_id: str):
     lines = [f"[{clock_time(s.start)}] {s.text.strip()}" for s in segments]
     body = "\n".join(lines) + "\n"
     name = "utskrift-personuppgifter.txt" if reveal else "utskrift-pseudonymiserad.txt"
-    resp = Response(body, mimetype="text/plain; charset=utf-8")
+    resp = Response(body, content_type="text/plain; charset=utf-8")  # mimetype= would add a second charset
     resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     resp.headers["Cache-Control"] = "no-store"
     return resp
