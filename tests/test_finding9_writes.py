@@ -70,6 +70,14 @@ def outside(paths: set[str], state_dir: Path, home: Path, cwd: Path) -> list[str
     return sorted(bad)
 
 
+def assert_wrote_only_inside(log: Path, state: Path, home: Path) -> None:
+    paths = written_paths(log)
+    assert any(p.startswith(str(state)) for p in paths)  # the trace saw the process's own writes
+    bad = outside(paths, state, home, ROOT)
+    assert bad == [], "\n".join(bad)
+    assert list(home.iterdir()) == []
+
+
 @pytest.fixture
 def box(tmp_path, model_store):
     home = tmp_path / "home"
@@ -121,11 +129,7 @@ def test_finding9_asr_worker_writes_only_to_state_dir_and_tmpfs(box, sv_clip, tm
         _wait(ready, 240)
     finally:
         _stop(proc)
-    paths = written_paths(log)
-    assert any(p.startswith(str(state)) for p in paths)  # the trace saw the worker's own writes
-    bad = outside(paths, state, home, ROOT)
-    assert bad == [], "\n".join(bad)
-    assert list(home.iterdir()) == []
+    assert_wrote_only_inside(log, state, home)
 
 
 def test_finding9_web_unit_writes_only_to_state_dir_and_tmpfs(box, tmp_path):
@@ -156,11 +160,7 @@ def test_finding9_web_unit_writes_only_to_state_dir_and_tmpfs(box, tmp_path):
             assert s.get(base + "/enrol-totp", verify=False, timeout=10).status_code == 200  # noqa: S501
     finally:
         _stop(proc)
-    paths = written_paths(log)
-    assert any(p.startswith(str(state)) for p in paths)
-    bad = outside(paths, state, home, ROOT)
-    assert bad == [], "\n".join(bad)
-    assert list(home.iterdir()) == []
+    assert_wrote_only_inside(log, state, home)
 
 
 def test_finding9_assistant_worker_writes_only_to_state_dir_and_tmpfs(box, tmp_path, llm_server):
@@ -173,8 +173,4 @@ def test_finding9_assistant_worker_writes_only_to_state_dir_and_tmpfs(box, tmp_p
         assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-2000:]
     finally:
         _stop(proc)
-    paths = written_paths(log)
-    assert any(p.startswith(str(state)) for p in paths)
-    bad = outside(paths, state, home, ROOT)
-    assert bad == [], "\n".join(bad)
-    assert list(home.iterdir()) == []
+    assert_wrote_only_inside(log, state, home)
