@@ -1,5 +1,13 @@
-"""Samtalsstöd core domain: config, database, crypto, storage, jobs, audit, accounts, access.
+"""Samtalsstöd core domain. No Flask, no ML library, none of the other top-level packages.
 
-Imports no Flask, no ML library and none of the other top-level packages
-(checked by import-linter in `make test`).
+The tree shows the order; every import points down (import-linter `layers` contract in pyproject.toml):
+
+    assistant/    the documentation assistant
+    transcripts/  edits, speakers, search, lexicon, suggestions, pseudonymization
+    recordings/   recordings, audio, folders, live and desk recording, reminders
+    users/        accounts, access, api tokens, invitations, guidelines
+    platform/     db + migrations, keys, blobstore, audit, jobs, context, retention
+    kernel        errors, clock, config, ports, ids (the modules at this level)
+
+`data/` holds the shipped word lists and guidelines (files only).
 """

@@ -1,7 +1,7 @@
 """Time you can trust: the system clock cross-checked with the hardware clock (RTC).
 
 Retention decisions take a `Reading` of both clocks. When they disagree, retention errs toward
-deletion: material counts as old if *either* clock says so (see appliance.retention).
+deletion: material counts as old if *either* clock says so (see appliance.platform.retention).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Ports: the Protocols that backends in `models/` implement, and the typed values they return.
+"""Ports: the Protocols that backends implement (speech in `models/`, the chat model in
+`appliance/assistant/llm_client.py`), and the typed values they return.
 
 The core and the services talk to these, never to a library directly.
 """
@@ -118,4 +119,45 @@ class Diarizer(Protocol):
 
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         """Who spoke when in mono float32 audio at SAMPLE_RATE."""
+        ...
+
+
+# --- the language model ---------------------------------------------------------------------------
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    completion_tokens: int  # from the server's usage figures, else the number of streamed pieces
+    first_token_seconds: float | None  # time to the first text piece
+    seconds: float  # the whole request
+
+
+class ChatModel(Protocol):
+    """A chat model reached over the OpenAI chat-completions protocol (appliance/assistant/llm_client.py).
+
+    Failures raise `LlmError` / `LlmUnavailable` (appliance/assistant/llm_client.py) with Swedish messages.
+    """
+
+    def stream_events(self, messages: list[Message], *, max_tokens: int | None = None,
+                      temperature: float | None = None, response_format: dict | None = None,
+                      stop: list[str] | None = None) -> Iterator[dict]:
+        """The parsed chunks of a streaming chat completion."""
+        ...
+
+    def stream(self, messages: list[Message], **kwargs) -> Iterator[str]:
+        """The answer's text, piece by piece as the model writes it."""
+        ...
+
+    def complete(self, messages: list[Message], *, response_format: dict | None = None,
+                 max_tokens: int | None = None, temperature: float | None = None,
+                 stop: list[str] | None = None) -> Completion:
+        """The whole answer; `response_format` constrains it to a JSON schema where the server can."""
+        ...
+
+    def models(self) -> list[str]:
+        """The model names the server offers (a health check)."""
         ...

@@ -146,7 +146,7 @@ def _run_raw(model, path: Path, args: argparse.Namespace) -> str:
 def overhead(args: argparse.Namespace, workdir: Path) -> int:
     import ctranslate2
 
-    from appliance.audio import probe_audio
+    from appliance.recordings.audio import probe_audio
 
     path = Path(args.audio) if args.audio else _write(_speech(60.0, workdir), workdir / "speech60.wav", "wav")
     info = probe_audio(path.read_bytes())
@@ -226,7 +226,7 @@ def _measure(args: argparse.Namespace, mode: str, path: Path | None) -> tuple[fl
 
 
 def rss(args: argparse.Namespace, workdir: Path) -> int:
-    from appliance.audio import decode_audio
+    from appliance.recordings.audio import decode_audio
 
     ten = _speech(600.0, workdir)
     files = {}

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))  # run as a script from the repo root without rely
 
 import numpy as np  # noqa: E402
 
-from appliance.audio import decode_audio  # noqa: E402
 from appliance.config import DiarizationConfig  # noqa: E402
 from appliance.ports import SAMPLE_RATE, DiarizeOptions  # noqa: E402
+from appliance.recordings.audio import decode_audio  # noqa: E402
 from models import load_diarizer  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "data" / "pyannote_sample"

@@ -3,7 +3,7 @@
 Makes Swedish clips with espeak-ng (`-v sv`) whose sentences contain lexicon terms (plus one without any,
 to catch a prompt that makes Whisper invent terms), transcribes each with the real embedded model through
 our pipeline (models.load_transcriber + services.transcription.transcribe_audio, seeded, beam 5, VAD as
-configured) once with `initial_prompt=None` and once with `appliance.lexicon.initial_prompt()`, and prints
+configured) once with `initial_prompt=None` and once with `appliance.transcripts.lexicon.initial_prompt()`, and prints
 per clip and in total:
 
 * term recall: of the lexicon terms in the reference sentences, how many appear in the transcript

@@ -1,7 +1,7 @@
 """Live transcription: time from stop to the final transcript, for recordings of 1, 5 and 20 minutes.
 
 Each recording is Swedish espeak speech with pauses between sentences (a one-minute loop, repeated), fed
-as 16 kHz s16le chunks through appliance.live.append_chunk — faster than real time (`--speed`) — while a
+as 16 kHz s16le chunks through appliance.recordings.live.append_chunk — faster than real time (`--speed`) — while a
 real asr worker (services.asr.AsrWorker, the embedded Whisper model, in a thread of this process, with the
 configured poll interval) transcribes finished speech as it arrives. Then `live.stop` and we wait until the
 recording is 'ready'. Goal: stop -> final under 5 s and flat in the recording's length.
@@ -63,7 +63,7 @@ def wer(ref: list[str], hyp: list[str]) -> float:
 
 def speech_loop(tmp: Path) -> tuple[np.ndarray, list[str]]:
     """One minute of int16 speech with 0.4..1.6 s pauses between sentences, and its words."""
-    from appliance.audio import decode_audio
+    from appliance.recordings.audio import decode_audio
 
     rng = np.random.default_rng(7)
     parts, words = [], []
@@ -83,9 +83,10 @@ def speech_loop(tmp: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def run_one(minutes: int, loop: np.ndarray, loop_words: list[str], transcriber, args) -> dict:
-    from appliance import accounts, live, recordings
     from appliance.config import load_config
-    from appliance.context import init_state
+    from appliance.platform.context import init_state
+    from appliance.recordings import live, recordings
+    from appliance.users import accounts
     from services.asr import AsrWorker
     from services.transcription import options_for, transcribe_audio
 

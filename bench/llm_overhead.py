@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance.assistant import prompts  # noqa: E402
+from appliance.assistant.llm_client import LlmClient, LlmError  # noqa: E402
 from appliance.assistant.summarize import map_request, summary_schema  # noqa: E402
 from appliance.assistant.templates import BUILTIN  # noqa: E402
 from appliance.assistant.transcript import NumberedSegment  # noqa: E402
 from appliance.config import load_config  # noqa: E402
-from appliance.llm_client import LlmClient, LlmError  # noqa: E402
 
 LINES = [
     "Hej, jag heter Anna och jag arbetar som socialsekreterare här på socialtjänsten.",
@@ -157,11 +157,11 @@ def raw_first_text(llm, messages, response_format) -> float:
 def web_ttft(env: dict[str, str], llm, repeats: int) -> None:
     """Time to the first streamed text of a chat answer through the web app (in process, Flask client), against
     the raw library on the very messages and JSON schema the web sends (built by appliance.assistant.chat)."""
-    from appliance import recordings
-    from appliance.accounts import create_user
     from appliance.assistant import chat
-    from appliance.context import init_state
+    from appliance.platform.context import init_state
     from appliance.ports import Segment
+    from appliance.recordings import recordings
+    from appliance.users.accounts import create_user
     from services.asr import _store_segments
     from tests.conftest import make_tone
     from tests.web_fixtures import PASSWORD, FakeClock, csrf_from, sign_in

@@ -18,10 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import accounts, db, keys, retention  # noqa: E402
+from appliance import retention  # noqa: E402
 from appliance.clock import Reading  # noqa: E402
 from appliance.config import load_config  # noqa: E402
-from appliance.context import init_state  # noqa: E402
+from appliance.platform import db, keys
+from appliance.platform.context import init_state  # noqa: E402
+from appliance.users import accounts
 
 SEGMENTS_PER_RECORDING = 20
 WORDS_PER_SEGMENT = 8

@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import accounts, live  # noqa: E402
+from appliance import live  # noqa: E402
 from appliance.config import load_config  # noqa: E402
-from appliance.context import init_state  # noqa: E402
+from appliance.platform.context import init_state  # noqa: E402
+from appliance.users import accounts
 from services import alsa  # noqa: E402
 from services.recorder import DeskSink  # noqa: E402
 

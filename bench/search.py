@@ -1,6 +1,6 @@
 """Search latency at 1 000 and 10 000 transcripts of synthetic Swedish text (20 lines each); hits come newest first.
 
-Times `appliance.search.search` (query parsing, folder rights and the retention cut-off in SQL, FTS5 match
+Times `appliance.transcripts.search.search` (query parsing, folder rights and the retention cut-off in SQL, FTS5 match
 newest first, snippets, the audit record), for a user who sees three quarters of the transcripts and one who
 sees a quarter, against the raw library in the same run: a bare `MATCH ... ORDER BY rank LIMIT 50` of the
 same FTS5 expression on the same table (what search did before). Goal: p95 <= 50 ms
@@ -21,9 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import accounts, db, folders, search  # noqa: E402
+from appliance import search  # noqa: E402
 from appliance.config import load_config  # noqa: E402
-from appliance.context import init_state  # noqa: E402
+from appliance.platform import db
+from appliance.platform.context import init_state  # noqa: E402
+from appliance.recordings import folders
+from appliance.users import accounts
 
 LINES_PER_TRANSCRIPT = 20
 SUBJECTS = ["Mamma", "Pappa", "Pojken", "Flickan", "Barnet", "Skolan", "Handläggaren", "Socialsekreteraren",

@@ -39,8 +39,8 @@ def load_transcript_json(path: Path):
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
     from appliance.assistant import templates
+    from appliance.assistant.llm_client import LlmClient
     from appliance.assistant.summarize import summarize
-    from appliance.llm_client import LlmClient
 
     cfg = load_config(args.config)
     segments = load_transcript_json(Path(args.file))

@@ -6,13 +6,13 @@ import argparse
 import sys
 from datetime import date, datetime, timedelta
 
-from appliance import audit
 from appliance.config import load_config
 from appliance.errors import ApplianceError
+from appliance.platform import audit
 
 
 def _log(args: argparse.Namespace) -> audit.AuditLog:
-    from appliance.context import open_appliance
+    from appliance.platform.context import open_appliance
 
     return audit.sink(open_appliance(load_config(args.config)))
 

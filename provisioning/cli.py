@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from appliance.context import init_state
+    from appliance.platform.context import init_state
     from provisioning.tls import ensure_self_signed
 
     cfg = load_config(args.config)
@@ -54,13 +54,13 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace):
-    from appliance.context import open_appliance
+    from appliance.platform.context import open_appliance
 
     return open_appliance(load_config(args.config))
 
 
 def _cmd_user_add(args: argparse.Namespace) -> int:
-    from appliance import invitations
+    from appliance.users import invitations
 
     app = _open(args)
     conn = app.connect()
@@ -78,7 +78,7 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_invite(args: argparse.Namespace) -> int:
-    from appliance import accounts, invitations
+    from appliance.users import accounts, invitations
 
     app = _open(args)
     conn = app.connect()
@@ -91,7 +91,7 @@ def _cmd_user_invite(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_reset_password(args: argparse.Namespace) -> int:
-    from appliance import accounts
+    from appliance.users import accounts
 
     conn = _open(args).connect()
     user = accounts.find_user(conn, args.name)
@@ -141,7 +141,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
-    from appliance.retention import purge
+    from appliance.platform.retention import purge
 
     logging.getLogger().setLevel(logging.INFO)
     report = purge(_open(args), dry_run=args.dry_run)
@@ -161,7 +161,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 def _cmd_remind(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    from appliance.reminders import send_due
+    from appliance.recordings.reminders import send_due
 
     app = _open(args)
     with closing(app.connect()) as conn:

@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
-from appliance import accounts
 from appliance.config import Config
-from appliance.context import init_state
+from appliance.platform.context import init_state
+from appliance.users import accounts
 from provisioning.tls import ensure_self_signed
 
 log = logging.getLogger(__name__)
@@ -56,21 +56,12 @@ def ensure_dev_admin(cfg: Config) -> str:
         conn.close()
 
 
-# gevent workers: a connection waiting for a slow client's headers or body is a parked greenlet, not a
-# thread, so slow or stalled clients cannot starve the unit (gthread's 2 × 4 threads blocked on body reads:
-# issue 18, finding 3). Each worker takes up to 500 connections; tests/test_slow_clients.py holds 50 open.
-WORKER_ARGS = ("--worker-class", "gevent", "--worker-connections", "500")
-
-
 def gunicorn_command(cfg: Config) -> list[str]:
+    """The web unit as systemd runs it (settings in web/gunicorn_conf.py), on the dev port and certificate."""
     cert, key = ensure_self_signed(cfg.paths.tls)
-    return [sys.executable, "-m", "gunicorn", "--bind", f"{cfg.web.host}:{cfg.web.port}",
-            "--certfile", str(cert), "--keyfile", str(key), "--workers", str(cfg.web.workers),
-            *WORKER_ARGS, "--timeout", "300", "--no-control-socket",
-            # Paths only (no query strings), invitation tokens redacted (web/access_log.py).
-            "--logger-class", "web.access_log.RedactingLogger",
-            "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
-            "web.wsgi:app"]
+    return [sys.executable, "-m", "gunicorn", "-c", "python:web.gunicorn_conf",
+            "--bind", f"{cfg.web.host}:{cfg.web.port}", "--certfile", str(cert), "--keyfile", str(key),
+            "--workers", str(cfg.web.workers), "web.wsgi:app"]
 
 
 def asr_command() -> list[str]:

@@ -8,9 +8,10 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliance import clock, db, keys, retention
+from appliance import clock
 from appliance.config import Config
 from appliance.errors import ApplianceError
+from appliance.platform import db, keys, retention
 from models.store import model_status
 
 MIN_FREE_BYTES = 2 * 1024**3
@@ -136,7 +137,7 @@ def _capture_devices(cfg: Config) -> Check:
 
 def _llm(cfg: Config) -> Check:
     """The language model server answers at llm.base_url (a warning: the unit may simply not be started yet)."""
-    from appliance.llm_client import LlmClient, LlmError
+    from appliance.assistant.llm_client import LlmClient, LlmError
 
     try:
         served = LlmClient(cfg.llm).models()

@@ -17,14 +17,17 @@ import threading
 import time
 from contextlib import closing
 
-from appliance import audit, clock, jobs, speakers
+from appliance import clock
 from appliance.config import Config, load_config
-from appliance.context import Appliance, open_appliance
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, BadAudio, IntegrityError
+from appliance.platform import audit, jobs
+from appliance.platform.context import Appliance, open_appliance
+from appliance.platform.db import Connection, transaction
 from appliance.ports import Diarizer, Segment, Transcriber
-from appliance.recordings import TRANSCRIBE_JOB
+from appliance.recordings.recordings import TRANSCRIBE_JOB
+from appliance.transcripts import speakers
 from models import load_transcriber
+from services.lease import LeaseKeeper
 from services.live_asr import LiveTranscriber
 from services.signals import stop_on_signals
 from services.transcription import (
@@ -43,27 +46,6 @@ _PROGRESS_WRITE_INTERVAL = 1.0
 
 class Stopping(Exception):
     """Raised inside the transcription loop when the service was asked to stop."""
-
-
-class _LeaseKeeper(threading.Thread):
-    """Renews a job's lease every third of its length on its own connection."""
-
-    def __init__(self, app: Appliance, job_id: int, worker: str, lease_s: float) -> None:
-        super().__init__(daemon=True, name=f"lease-{job_id}")
-        self._app, self._job_id, self._worker, self._lease_s = app, job_id, worker, lease_s
-        self._done = threading.Event()
-        self.lost = False
-
-    def run(self) -> None:
-        while not self._done.wait(self._lease_s / 3):
-            with closing(self._app.connect()) as conn:
-                if not jobs.renew(conn, self._job_id, self._worker, self._lease_s):
-                    self.lost = True
-                    return
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
 
 
 class AsrWorker:
@@ -123,7 +105,7 @@ class AsrWorker:
         if job is None:
             return False
         log.info("job %s claimed (recording %s, attempt %s)", job.id, job.recording_id, job.attempts)
-        keeper = _LeaseKeeper(self.app, job.id, self.worker, self.cfg.asr.lease_seconds)
+        keeper = LeaseKeeper(self.app, job.id, self.worker, self.cfg.asr.lease_seconds)
         keeper.start()
         try:
             self._process(job, keeper)
@@ -139,7 +121,7 @@ class AsrWorker:
             keeper.stop()
         return True
 
-    def _process(self, job: jobs.Job, keeper: _LeaseKeeper) -> None:
+    def _process(self, job: jobs.Job, keeper: LeaseKeeper) -> None:
         with closing(self.app.connect()) as conn:
             row = conn.execute("SELECT dek, language, duration, speakers_hint FROM recordings WHERE id = ?",
                                (job.recording_id,)).fetchone()

@@ -18,17 +18,18 @@ import threading
 import time
 from contextlib import closing
 
-from appliance import accounts, audit, jobs
 from appliance.assistant import summaries, templates
+from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.summarize import summarize
 from appliance.assistant.transcript import numbered_segments
 from appliance.config import load_config
-from appliance.context import Appliance, open_appliance
-from appliance.db import transaction
 from appliance.errors import ApplianceError
-from appliance.llm_client import LlmClient
+from appliance.platform import audit, jobs
+from appliance.platform.context import Appliance, open_appliance
+from appliance.platform.db import transaction
+from appliance.users import accounts
 from services import case_draft_jobs
-from services.asr import _LeaseKeeper as LeaseKeeper
+from services.lease import LeaseKeeper
 from services.signals import stop_on_signals
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,12 @@ import time
 from contextlib import closing
 from typing import TYPE_CHECKING
 
-from appliance import audit, jobs
 from appliance.assistant import case_drafts
 from appliance.assistant.summarize import summarize
-from appliance.db import transaction
 from appliance.errors import ApplianceError
-from services.asr import _LeaseKeeper as LeaseKeeper
+from appliance.platform import audit, jobs
+from appliance.platform.db import transaction
+from services.lease import LeaseKeeper
 
 if TYPE_CHECKING:
     from services.assistant import AssistantWorker

@@ -27,11 +27,13 @@ from contextlib import closing
 
 import numpy as np
 
-from appliance import audit, clock, live
-from appliance.context import Appliance
-from appliance.db import transaction
+from appliance import clock
 from appliance.errors import NotFound
+from appliance.platform import audit
+from appliance.platform.context import Appliance
+from appliance.platform.db import transaction
 from appliance.ports import SAMPLE_RATE, Segment, Transcriber, Word
+from appliance.recordings import live
 from models.vad import speech_regions
 from services.transcription import options_for
 

@@ -29,11 +29,12 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from appliance import accounts, desk, live
 from appliance.config import load_config
-from appliance.context import Appliance, open_appliance
-from appliance.db import Connection
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform.context import Appliance, open_appliance
+from appliance.platform.db import Connection
+from appliance.recordings import desk, live
+from appliance.users import accounts
 from services.alsa import PAUSED, RECORDING, STOPPED, Capture, DeviceError, list_devices, offered
 from services.signals import stop_on_signals
 
@@ -127,7 +128,7 @@ class RecorderService:
                 self._finish(rec_id, capture)
 
     def _follow_live(self, conn: Connection, req: desk.DeskControl, capture: Capture) -> str:
-        """What the capture should do: what the web asked through appliance.desk, or a pause, resume or stop
+        """What the capture should do: what the web asked through appliance.recordings.desk, or a pause, resume or stop
         made through live's own routes (the browser dictaphone's), which must steer the microphone too:
         a pause there must never leave the desk microphone storing audio."""
         with capture.transition:  # no pause/resume of our own half done: live's state and ours agree

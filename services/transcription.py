@@ -17,12 +17,11 @@ from contextlib import closing
 from dataclasses import replace
 from typing import BinaryIO
 
-from appliance import audit, lexicon, speakers
-from appliance.audio import decode_audio
 from appliance.config import AsrConfig, DiarizationConfig
-from appliance.context import Appliance
-from appliance.db import Connection, transaction
 from appliance.errors import ModelError
+from appliance.platform import audit
+from appliance.platform.context import Appliance
+from appliance.platform.db import Connection, transaction
 from appliance.ports import (
     SAMPLE_RATE,
     Diarization,
@@ -33,6 +32,8 @@ from appliance.ports import (
     Transcriber,
     Transcript,
 )
+from appliance.recordings.audio import decode_audio
+from appliance.transcripts import lexicon, speakers
 
 log = logging.getLogger(__name__)
 

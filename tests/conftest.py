@@ -98,7 +98,7 @@ def state_env(tmp_path) -> dict[str, str]:
 def app_ctx(state_env):
     """An initialised appliance (real SQLCipher, dev master key) on a fresh temp state dir."""
     from appliance.config import load_config
-    from appliance.context import init_state
+    from appliance.platform.context import init_state
 
     return init_state(load_config(environ=state_env))
 

@@ -79,7 +79,7 @@ def llm_server(model_store, tmp_path_factory) -> str:
 def llm_ctx(tmp_path, llm_server):
     """An initialised appliance (fresh state dir) whose [llm] base_url is the session's llama.cpp server."""
     from appliance.config import load_config
-    from appliance.context import init_state
+    from appliance.platform.context import init_state
 
     return init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"),
                                            **llm_env(llm_server)}))

@@ -2,7 +2,7 @@
 sharing state → allowed (200/206/303) or 404, and every deny is audited as "denied" for that id.
 
 A new route with `<rec_id>` or `<folder_id>` fails `test_every_id_route_is_in_the_matrix` until it is added
-to ROUTES below (with the permission it needs), so nothing escapes `appliance.access`.
+to ROUTES below (with the permission it needs), so nothing escapes `appliance.users.access`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from appliance import audit, folders, live, recordings
 from appliance import clock as core_clock
-from appliance.accounts import create_user, get_user
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform import audit
+from appliance.platform.context import init_state
+from appliance.recordings import folders, live, recordings
+from appliance.users.accounts import create_user, get_user
 from tests.conftest import free_port, make_tone
 from tests.web_fixtures import PASSWORD, FakeClock, _client, csrf_from, sign_in
 from web import create_app

@@ -3,8 +3,9 @@ import time
 import pyotp
 import pytest
 
-from appliance import accounts, audit
 from appliance.errors import ApplianceError, AuthError, Throttled
+from appliance.platform import audit
+from appliance.users import accounts
 
 LIM = {"max_failures": 3, "lockout_s": 60}
 

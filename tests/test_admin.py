@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from appliance import audit
-from appliance.accounts import get_user
+from appliance.platform import audit
+from appliance.users.accounts import get_user
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 
 TOKEN_RE = re.compile(r'id="api-token"[^>]*>(sst_[A-Za-z0-9_-]+)<')
@@ -153,7 +153,7 @@ def test_api_tokens_admin_scope_only(app, clock, totp_secrets, users, db):
 
 
 def test_api_token_dies_with_its_creators_admin_role(app, clock, totp_secrets, users, db):
-    from appliance import accounts
+    from appliance.users import accounts
 
     accounts.set_roles(db, users["bo"], ["admin"], actor="test")
     it = _signed_in(app, clock, totp_secrets, "it")

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance import accounts, audit, recordings
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform import audit
+from appliance.platform.context import init_state
+from appliance.recordings import recordings
+from appliance.users import accounts
 from models import load_transcriber
 from services.asr import AsrWorker
 from tests.conftest import make_tone, recognised

@@ -15,13 +15,15 @@ import time
 
 import pytest
 
-from appliance import audit, pseudonymize, recordings, retention
-from appliance.accounts import get_user
 from appliance.assistant import chat, topics
+from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.statement_stream import StatementStream, StreamedStatement, parse_statements
 from appliance.config import load_config
 from appliance.errors import ApplianceError, NotFound
-from appliance.llm_client import LlmClient
+from appliance.platform import audit, retention
+from appliance.recordings import recordings
+from appliance.transcripts import pseudonymize
+from appliance.users.accounts import get_user
 from tests.conftest import make_tone
 from tests.llm_fixtures import llm_env
 from tests.web_fixtures import csrf_from

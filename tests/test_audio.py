@@ -14,9 +14,9 @@ import av
 import numpy as np
 import pytest
 
-from appliance.audio import AudioInfo, decode_audio, probe_audio
 from appliance.errors import BadAudio
 from appliance.ports import SAMPLE_RATE
+from appliance.recordings.audio import AudioInfo, decode_audio, probe_audio
 
 CLIP_SECONDS = 9.2  # sv_clip, per soxi
 

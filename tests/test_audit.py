@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance import accounts, audit, db, keys, recordings
-from appliance.audit import AuditLog, AuditUnavailable
+from appliance.platform import audit, db, keys
+from appliance.platform.audit import AuditLog, AuditUnavailable
+from appliance.recordings import recordings
+from appliance.users import accounts
 from tests.conftest import ROOT
 
 KEY = bytes(range(32))
@@ -248,7 +250,7 @@ def test_large_id_lists_fit(tmp_path):
 _WRITER = """
 import sys
 from pathlib import Path
-from appliance.audit import AuditLog
+from appliance.platform.audit import AuditLog
 log = AuditLog(Path(sys.argv[1]), bytes(range(32)))
 for i in range(int(sys.argv[3])):
     log.append(actor=sys.argv[2], action="test.append", target=f"n:{i}")
@@ -343,7 +345,7 @@ def test_records_are_mirrored_to_journald(tmp_path, monkeypatch):
 
 def test_outside_systemd_the_logger_gets_the_record(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(audit, "_journal", None)
-    with caplog.at_level("INFO", logger="appliance.audit"):
+    with caplog.at_level("INFO", logger="appliance.platform.audit"):
         AuditLog(tmp_path / "a.jsonl", KEY).append(actor="cli", action="user.create", target="user:9")
     assert "action=user.create" in caplog.text and "target=user:9" in caplog.text
 

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from appliance.blobstore import CHUNK_SIZE, MAGIC, BlobStore
 from appliance.errors import IntegrityError
+from appliance.platform.blobstore import CHUNK_SIZE, MAGIC, BlobStore
 
 RECORD = CHUNK_SIZE + 28
 HEADER = len(MAGIC) + 4

@@ -10,11 +10,12 @@ import re
 
 import pytest
 
-from appliance import audit, folders, jobs, retention
-from appliance.accounts import get_user
 from appliance.assistant import case_drafts, templates
-from appliance.db import transaction
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import audit, jobs, retention
+from appliance.platform.db import transaction
+from appliance.recordings import folders
+from appliance.users.accounts import get_user
 from services import case_draft_jobs
 from services.assistant import AssistantWorker
 from tests.test_assistant_chat import LINES, make_recording

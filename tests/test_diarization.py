@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from appliance import accounts, audit, recordings, speakers
-from appliance.audio import decode_audio
 from appliance.config import DiarizationConfig, load_config
-from appliance.context import init_state
+from appliance.platform import audit
+from appliance.platform.context import init_state
 from appliance.ports import SAMPLE_RATE, DiarizeOptions, Segment, SpeakerTurn
+from appliance.recordings import recordings
+from appliance.recordings.audio import decode_audio
+from appliance.transcripts import speakers
+from appliance.users import accounts
 from models import load_diarizer, load_transcriber
 from services.asr import AsrWorker
 from services.transcription import UnavailableDiarizer, diarize_stored, options_for, transcribe_audio
@@ -207,7 +210,7 @@ def test_a_finished_live_recording_is_diarized(worker_app, transcriber, diarizer
     """Live transcripts are written stretch by stretch; once final, the worker labels the whole recording."""
     import numpy as np
 
-    from appliance import live
+    from appliance.recordings import live
 
     conn = worker_app.connect()
     user, _ = accounts.create_user(conn, "anna", ["caseworker"])

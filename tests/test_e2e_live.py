@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from appliance.config import load_config
-from appliance.context import open_appliance
+from appliance.platform.context import open_appliance
 from tests.conftest import free_port, recognised, speak_swedish
 from tests.e2e_helpers import first_sign_in
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http

@@ -8,10 +8,12 @@ import re
 
 import pytest
 
-from appliance import audit, edits, folders, recordings
-from appliance.accounts import get_user
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import audit
 from appliance.ports import Segment
+from appliance.recordings import folders, recordings
+from appliance.transcripts import edits
+from appliance.users.accounts import get_user
 from services.asr import _store_segments
 from tests.conftest import make_tone
 from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id

@@ -21,9 +21,10 @@ import pytest
 import requests
 import urllib3
 
-from appliance import accounts, recordings
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform.context import init_state
+from appliance.recordings import recordings
+from appliance.users import accounts
 from tests.conftest import ROOT, free_port
 from tests.test_hardening import CSRF_RE
 from tests.web_fixtures import PASSWORD

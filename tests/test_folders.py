@@ -11,11 +11,13 @@ from contextlib import closing
 
 import pytest
 
-from appliance import access, audit, folders, recordings, reminders, retention
-from appliance import db as core_db
-from appliance.accounts import create_user, get_user
 from appliance.clock import Reading
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import audit, retention
+from appliance.platform import db as core_db
+from appliance.recordings import folders, recordings, reminders
+from appliance.users import access
+from appliance.users.accounts import create_user, get_user
 from tests.conftest import make_tone
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 

@@ -15,10 +15,10 @@ import pytest
 import requests
 import urllib3
 
-from appliance import accounts
 from appliance.config import load_config
-from appliance.context import init_state
 from appliance.errors import AuthError
+from appliance.platform.context import init_state
+from appliance.users import accounts
 from tests.conftest import free_port
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
 from web.auth import SESSION_COOKIE
@@ -40,9 +40,8 @@ def gunicorn(tmp_path):
         accounts.create_user(conn, "anna", ["caseworker"], password=PASSWORD)
     access_log = tmp_path / "access.log"
     cmd = gunicorn_command(cfg)
-    i = cmd.index("--access-logformat")
-    cmd[i + 1] = '%(p)s "%(m)s %(U)s" %(s)s'  # the serving worker's pid on every line
-    cmd += ["--access-logfile", str(access_log)]
+    # The serving worker's pid on every line (command-line settings override web/gunicorn_conf.py).
+    cmd[-1:-1] = ["--access-logformat", '%(p)s "%(m)s %(U)s" %(s)s', "--access-logfile", str(access_log)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     base = f"https://127.0.0.1:{port}"
@@ -173,7 +172,7 @@ def test_security_headers_on_errors_static_api_and_redirects(app, clock, totp_se
 
 
 def test_unexpected_errors_are_hardened_too(app, clock, totp_secrets, users, monkeypatch):
-    from appliance import api_tokens
+    from appliance.users import api_tokens
 
     def boom(*_a, **_k):
         raise RuntimeError("boom")

@@ -9,8 +9,9 @@ from contextlib import closing
 import pyotp
 import pytest
 
-from appliance import accounts, audit, invitations
 from appliance.errors import AuthError
+from appliance.platform import audit
+from appliance.users import accounts, invitations
 from tests.test_retention_web import smtp  # noqa: F401 - fixture
 from tests.web_fixtures import SECRET_RE, _client, _make_ctx, csrf_from, sign_in
 from web import create_app

@@ -1,7 +1,7 @@
 import time
 
-from appliance import jobs
-from appliance.accounts import create_user
+from appliance.platform import jobs
+from appliance.users.accounts import create_user
 
 
 def _recording(conn, rid="r1"):

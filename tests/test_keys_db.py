@@ -1,9 +1,9 @@
 import pytest
 
-from appliance import db, keys
 from appliance.config import load_config
-from appliance.context import init_state, open_appliance
 from appliance.errors import KeyError_
+from appliance.platform import db, keys
+from appliance.platform.context import init_state, open_appliance
 
 
 def test_database_is_sqlcipher_encrypted(app_ctx, conn):

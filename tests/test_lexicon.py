@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import audit, lexicon
-from appliance.accounts import get_user
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import audit
+from appliance.transcripts import lexicon
+from appliance.users.accounts import get_user
 
 
 @pytest.fixture(scope="module")

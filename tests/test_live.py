@@ -9,11 +9,13 @@ import wave
 import numpy as np
 import pytest
 
-from appliance import accounts, audit, live, recordings
-from appliance.audio import decode_audio
 from appliance.config import load_config
-from appliance.context import init_state
 from appliance.errors import NotFound
+from appliance.platform import audit
+from appliance.platform.context import init_state
+from appliance.recordings import live, recordings
+from appliance.recordings.audio import decode_audio
+from appliance.users import accounts
 
 RATE = live.SAMPLE_RATE
 
@@ -86,7 +88,7 @@ def test_start_refuses_admins_and_bad_input(ctx, conn, anna):
     with pytest.raises(Exception, match="Antal talare"):
         _start(ctx, conn, anna, speakers="99")
     bo = accounts.create_user(conn, "bo", ["caseworker"])[0]
-    from appliance import folders
+    from appliance.recordings import folders
     with pytest.raises(NotFound):
         _start(ctx, conn, anna, folder_id=folders.ensure_default(conn, bo))
     assert conn.execute("SELECT count(*) FROM recordings").fetchone()[0] == 0

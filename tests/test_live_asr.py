@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance import accounts, audit, live, recordings
-from appliance.audio import decode_audio
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform import audit
+from appliance.platform.context import init_state
+from appliance.recordings import live, recordings
+from appliance.recordings.audio import decode_audio
+from appliance.users import accounts
 from models import load_transcriber
 from services.asr import AsrWorker
 from services.live_asr import find_cut

@@ -8,7 +8,8 @@ import re
 
 import numpy as np
 
-from appliance import audit, live
+from appliance.platform import audit
+from appliance.recordings import live
 from tests.web_fixtures import _client, _make_ctx, csrf_from, sign_in, token_for
 from web import create_app
 
@@ -65,7 +66,7 @@ def test_disk_almost_full_refuses_with_a_clear_message(tmp_path, users, clock, t
     ctx = _make_ctx(tmp_path / "full")
     ctx = type(ctx)(ctx.cfg.model_copy(update={"recording": ctx.cfg.recording.model_copy(
         update={"min_free_mb": 10**9})}), ctx.master_key, ctx.blobs)
-    from appliance.accounts import create_user
+    from appliance.users.accounts import create_user
     conn = ctx.connect()
     create_user(conn, "cw", ["caseworker"], password="rätt-häst-batteri-häftapparat")
     app = create_app(ctx, {"TESTING": True})

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from appliance.assistant.llm_client import LlmClient, LlmUnavailable
 from appliance.config import load_config
-from appliance.llm_client import LlmClient, LlmUnavailable
 from tests.conftest import ROOT
 from tests.llm_fixtures import llm_env
 

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from appliance import pseudonymize
-from appliance.accounts import get_user
 from appliance.assistant import chat, summaries, topics
+from appliance.assistant.llm_client import LlmClient, LlmError
 from appliance.config import load_config
-from appliance.llm_client import LlmClient, LlmError
+from appliance.transcripts import pseudonymize
+from appliance.users.accounts import get_user
 from services.assistant import AssistantWorker
 from tests.llm_fixtures import llm_env
 from tests.test_assistant_chat import make_recording

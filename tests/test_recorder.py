@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance import accounts, audit, desk, live
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform import audit
+from appliance.platform.context import init_state
+from appliance.recordings import desk, live
+from appliance.users import accounts
 from services import alsa
 from services.alsa import Capture
 from tests.conftest import recognised, speak_swedish

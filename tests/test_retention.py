@@ -16,20 +16,39 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance import accounts, db, keys, recordings, retention
 from appliance.clock import Reading
 from appliance.config import load_config
-from appliance.context import init_state, open_appliance
 from appliance.errors import KeyError_, NotFound
+from appliance.platform import db, keys, retention
+from appliance.platform.context import init_state, open_appliance
+from appliance.recordings import recordings
+from appliance.users import accounts
 from tests.conftest import make_tone
 
 STHLM = ZoneInfo("Europe/Stockholm")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _last_purged_monday() -> dt.date:
+    """The Monday of the week whose Friday 18:00 (Stockholm) passed most recently.
+
+    Reads check the real clock, so the week is chosen relative to today: what it creates on Monday is past
+    its deadline now (hidden at read time) and what it creates on Thursday is not (its deadline is the
+    coming Friday). A fixed week made these tests fail once it was more than a week old.
+    """
+    now = dt.datetime.now(STHLM)
+    friday = now.date() - dt.timedelta(days=(now.weekday() - 4) % 7)
+    if dt.datetime.combine(friday, dt.time(18), STHLM) > now:
+        friday -= dt.timedelta(days=7)
+    return friday - dt.timedelta(days=4)
+
+
+MONDAY = _last_purged_monday()
+
+
 def at(day: int, hour: int, minute: int = 0) -> float:
-    """A time in the week of Monday 2026-11-16 (Stockholm): day 0 = Monday."""
-    return dt.datetime(2026, 11, 16 + day, hour, minute, tzinfo=STHLM).timestamp()
+    """A time in the week of MONDAY (Stockholm): day 0 = Monday."""
+    return dt.datetime.combine(MONDAY + dt.timedelta(days=day), dt.time(hour, minute), STHLM).timestamp()
 
 
 MON_9, THU_10, FRI_18 = at(0, 9), at(3, 10), at(4, 18)
@@ -273,7 +292,7 @@ def test_units_verify_and_calendar(tmp_path):
 
 
 def test_audit_log_outlives_the_content_purge_and_rotates_after_its_own_period(app, user, tone):
-    from appliance import audit
+    from appliance.platform import audit
 
     add(app, user, tone, THU_10, "kvar")
     report = retention.purge(app, reading=Reading(FRI_18, FRI_18))

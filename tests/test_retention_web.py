@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from appliance import accounts, reminders, retention
 from appliance.clock import Reading
 from appliance.config import WEEKDAYS, load_config
-from appliance.context import init_state
+from appliance.platform import retention
+from appliance.platform.context import init_state
+from appliance.recordings import reminders
+from appliance.users import accounts
 from tests.conftest import free_port, make_tone
 from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in, uploaded_id
 from web import create_app
@@ -62,7 +64,7 @@ def test_reminder_window_from_the_clock(tmp_path, tone_bytes):
     cfg = app.cfg
     with closing(app.connect()) as conn:
         user, _ = accounts.create_user(conn, "anna", ["caseworker"])
-        from appliance import recordings
+        from appliance.recordings import recordings
 
         rid = recordings.create_from_upload(app, conn, user, title="t", filename="t.wav", data=tone_bytes)
         purge_at = retention.next_purge(cfg.retention, time.time() + 7 * 86400)
@@ -122,7 +124,7 @@ def test_reminder_mail_has_counts_and_a_link_only(tmp_path, smtp, tone_bytes):
                                "APPLIANCE_MAIL__SMTP_HOST": "127.0.0.1", "APPLIANCE_MAIL__SMTP_PORT": str(port),
                                "APPLIANCE_MAIL__BASE_URL": "https://samtal.kommun.local"})
     app = init_state(cfg)
-    from appliance import recordings
+    from appliance.recordings import recordings
 
     with closing(app.connect()) as conn:
         user, _ = accounts.create_user(conn, "anna", ["caseworker"])

@@ -8,10 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from appliance import audit, recordings
-from appliance.accounts import create_user, get_user
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform import audit
+from appliance.platform.context import init_state
+from appliance.recordings import recordings
+from appliance.users.accounts import create_user, get_user
 from tests.web_fixtures import PASSWORD, FakeClock, _client, sign_in
 from web import create_app
 from web.review import TZ

@@ -9,13 +9,16 @@ from contextlib import closing
 
 import pytest
 
-from appliance import accounts, audit, folders, recordings, retention, search
 from appliance import clock as core_clock
-from appliance.accounts import get_user
 from appliance.clock import Reading
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform import audit, retention
+from appliance.platform.context import init_state
 from appliance.ports import Segment
+from appliance.recordings import folders, recordings
+from appliance.transcripts import search
+from appliance.users import accounts
+from appliance.users.accounts import get_user
 from services.asr import _store_segments
 from tests.conftest import make_tone
 from tests.test_retention import FRI_18, MON_9, THU_10

@@ -9,8 +9,10 @@ from contextlib import closing
 import pyotp
 import pytest
 
-from appliance import accounts, audit, folders, recordings
-from appliance.accounts import create_user, get_user
+from appliance.platform import audit
+from appliance.recordings import folders, recordings
+from appliance.users import accounts
+from appliance.users.accounts import create_user, get_user
 from tests.conftest import make_tone
 from tests.web_fixtures import PASSWORD, SECRET_RE, _client, csrf_from, password_step, sign_in, token_for
 from web.auth import SESSION_COOKIE
@@ -293,7 +295,7 @@ def test_finding9_dev_password_not_in_redirected_log(tmp_path, capsys):
     import stat
 
     from appliance.config import load_config
-    from appliance.context import init_state
+    from appliance.platform.context import init_state
     from provisioning.devrun import ensure_dev_admin
 
     cfg = load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var")})

@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from appliance import audit, folders, recordings, speakers
-from appliance.accounts import get_user
+from appliance.platform import audit
 from appliance.ports import Segment, Transcript, TranscriptInfo
+from appliance.recordings import folders, recordings
+from appliance.transcripts import speakers
+from appliance.users.accounts import get_user
 from services.asr import _store_segments
 from tests.conftest import make_tone
 from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id
@@ -29,7 +31,7 @@ def tone(tmp_path_factory):
 
 
 def _store(db, rid: str, lines) -> None:
-    """What the asr worker writes: segment rows, then the machine's speakers (appliance.speakers.store_machine)."""
+    """What the asr worker writes: segment rows, then the machine's speakers (transcripts.speakers.store_machine)."""
     _store_segments(db, rid, [Segment(s, e, t) for s, e, t, _ in lines])
     transcript = Transcript(TranscriptInfo("sv", 8.0), [Segment(s, e, t, speaker=n) for s, e, t, n in lines],
                             diarization="done", speakers=2)

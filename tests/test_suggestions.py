@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import audit, folders, recordings, suggestions
-from appliance.accounts import get_user
+from appliance.platform import audit
+from appliance.recordings import folders, recordings
+from appliance.transcripts import suggestions
+from appliance.users.accounts import get_user
 from tests.conftest import make_tone
 from tests.web_fixtures import csrf_from, sign_in
 

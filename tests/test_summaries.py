@@ -12,16 +12,17 @@ import sys
 
 import pytest
 
-from appliance import audit, recordings
-from appliance.accounts import get_user
 from appliance.assistant import grounding, summaries, templates
+from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.summarize import chunks_of, plain_text, summarize, summary_schema
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
 from appliance.config import load_config
-from appliance.context import init_state
 from appliance.errors import ApplianceError, NotFound
-from appliance.llm_client import LlmClient
+from appliance.platform import audit
+from appliance.platform.context import init_state
 from appliance.ports import Segment
+from appliance.recordings import recordings
+from appliance.users.accounts import get_user
 from services.asr import _store_segments
 from services.assistant import AssistantWorker
 from tests.conftest import ROOT, make_tone
@@ -316,7 +317,7 @@ def test_bad_requests_change_nothing(anna, rid, db, tone):
 
 def test_numbered_segments_follow_edits(anna, rid, db, users):
     me = get_user(db, users["anna"])
-    from appliance import edits
+    from appliance.transcripts import edits
 
     edits.edit_segment(db, me, rid, 1, "Mamma säger att pojken sover bättre nu.")
     lines = numbered_segments(db, rid)

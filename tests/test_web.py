@@ -16,8 +16,8 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from appliance import audit
-from appliance.accounts import create_user
+from appliance.platform import audit
+from appliance.users.accounts import create_user
 from tests.web_fixtures import (
     PASSWORD,
     SECRET_RE,
@@ -461,8 +461,8 @@ def test_errors_are_friendly_and_never_show_a_trace(anna, monkeypatch):
     def boom(*_a, **_k):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("appliance.recordings.list_for_user", boom)
-    monkeypatch.setattr("appliance.recordings.statuses_for_user", boom)
+    monkeypatch.setattr("appliance.recordings.recordings.list_for_user", boom)
+    monkeypatch.setattr("appliance.recordings.recordings.statuses_for_user", boom)
     r = anna.get("/")
     assert r.status_code == 500
     assert "Något gick fel" in r.text and "secret internals" not in r.text and "Traceback" not in r.text

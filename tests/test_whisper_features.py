@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from appliance.audio import decode_audio
+from appliance.recordings.audio import decode_audio
 from models.whisper_features import ChunkedFeatureExtractor
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ import pyotp
 import pytest
 
 from appliance import clock as core_clock
-from appliance.accounts import create_user
 from appliance.config import load_config
-from appliance.context import init_state
+from appliance.platform.context import init_state
+from appliance.users.accounts import create_user
 from web import create_app
 from web.auth import SESSION_COOKIE
 

@@ -14,8 +14,8 @@ from flask import Flask, current_app, g
 from flask_wtf.csrf import CSRFProtect
 
 from appliance.config import load_config
-from appliance.context import Appliance, open_appliance
-from appliance.db import Connection, transaction
+from appliance.platform.context import Appliance, open_appliance
+from appliance.platform.db import Connection, transaction
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ import smtplib
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from appliance import accounts, api_tokens, audit, guidelines, invitations
-from appliance.db import transaction
 from appliance.errors import ApplianceError, NotFound
 from appliance.ids import NO_ID
+from appliance.platform import audit
+from appliance.platform.db import transaction
+from appliance.users import accounts, api_tokens, guidelines, invitations
 from web import appliance, db
 from web.auth import login_required
 from web.i18n import _

@@ -11,7 +11,8 @@ import shutil
 
 from flask import Blueprint, g, jsonify, request
 
-from appliance import accounts, api_tokens, audit, retention
+from appliance.platform import audit, retention
+from appliance.users import accounts, api_tokens
 from web import appliance, csrf, db
 
 bp = Blueprint("api", __name__, url_prefix="/api/admin")

@@ -8,7 +8,7 @@ the statement being written, each `statement` with its citations and grounding c
 answer and returns to the page. Either way the question and answer are stored with the recording.
 
 Everything goes through appliance.assistant.chat / topics, which authorise with access.require_recording
-(audited; NotFound → 404). The model is reached over the OpenAI protocol (appliance.llm_client); the web
+(audited; NotFound → 404). The model is reached over the OpenAI protocol (appliance.assistant.llm_client); the web
 never loads a model.
 """
 
@@ -20,8 +20,8 @@ from contextlib import closing
 from flask import Blueprint, Flask, Response, flash, g, jsonify, redirect, request, url_for
 
 from appliance.assistant import chat, topics
+from appliance.assistant.llm_client import LlmClient, LlmError
 from appliance.errors import ApplianceError, NotFound
-from appliance.llm_client import LlmClient, LlmError
 from web import appliance, db, sse
 from web.auth import login_required, wants_json
 from web.i18n import _

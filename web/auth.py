@@ -34,10 +34,11 @@ from flask import (
 )
 from markupsafe import Markup
 
-from appliance import accounts, audit, guidelines, invitations
-from appliance.accounts import User
-from appliance.db import transaction
 from appliance.errors import AuthError, Throttled
+from appliance.platform import audit
+from appliance.platform.db import transaction
+from appliance.users import accounts, guidelines, invitations
+from appliance.users.accounts import User
 from web import appliance, db
 from web.i18n import _
 

@@ -1,8 +1,8 @@
 """Desk microphones in the web: pause, resume and stop a recording on one of the box's microphones, and its
 state for the recording page's poll. Starting one is the new-recording form's (web/live.py → desk.start).
 
-The web never touches a sound device: it writes requests through appliance.desk, which the `recorder` unit
-carries out (services/recorder.py). Every id route checks access in the core (appliance.access, audited,
+The web never touches a sound device: it writes requests through appliance.recordings.desk, which the `recorder` unit
+carries out (services/recorder.py). Every id route checks access in the core (appliance.users.access, audited,
 404 on deny). `_desk_mic.html` (controls and state, inside the live recording's section), `_desk_notice.html`
 (why a desk recording ended early) and `_desk_devices.html` (the microphone picker of the new-recording form)
 are includes; `desk_control(rec_id)`, `desk_devices()` and `desk_recorder_alive()` are template globals, so a
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, redirect, url_for
 
-from appliance import desk
 from appliance.errors import ApplianceError, NotFound
+from appliance.recordings import desk
 from web import appliance, db
 from web.auth import login_required, wants_json
 from web.errors import change_and_flash

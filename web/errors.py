@@ -13,7 +13,6 @@ from flask import Flask, flash, g, jsonify, make_response, render_template, requ
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from appliance.audit import AuditUnavailable
 from appliance.errors import (
     ApplianceError,
     AuthError,
@@ -24,6 +23,7 @@ from appliance.errors import (
     NotFound,
     Throttled,
 )
+from appliance.platform.audit import AuditUnavailable
 from web.auth import wants_json
 from web.i18n import _
 

@@ -1,5 +1,5 @@
 """Folder pages: my folders and folders shared with me, one folder's recordings, create, rename, share
-and unshare. Every route goes through the core (appliance.folders → appliance.access.require_folder),
+and unshare. Every route goes through the core (appliance.recordings.folders → appliance.users.access.require_folder),
 which audits the decision and raises NotFound (404, never 403) for a folder the user may not use.
 """
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from appliance import folders, recordings
 from appliance.errors import ApplianceError
+from appliance.recordings import folders, recordings
 from web import db
 from web.auth import login_required
 from web.errors import change_and_flash

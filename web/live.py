@@ -3,7 +3,7 @@ dictaphone's endpoints (audio chunks, pause, resume, stop) and the live transcri
 
 The browser sends raw 16 kHz mono s16le PCM pieces (web/static/recorder.js) to
 POST /recordings/<id>/chunks/<seq>; the answer (JSON) is the acknowledgement — the piece is encrypted and
-on disk (appliance/live.py). Every id route checks access in the core (appliance.access, audited, 404 on
+on disk (appliance/live.py). Every id route checks access in the core (appliance.users.access, audited, 404 on
 deny); bad input gets a Swedish message and changes nothing.
 """
 
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance import access, desk, folders, live, recordings
 from appliance.errors import ApplianceError, NotFound
+from appliance.recordings import desk, folders, live, recordings
+from appliance.users import access
 from web import appliance, db
 from web.auth import login_required, wants_json
 from web.i18n import _

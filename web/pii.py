@@ -4,14 +4,16 @@
 of detections with their placeholders; editors confirm, remove (reject) or add their own. Viewers see it.
 `/recordings/<rec_id>/export.txt`: the transcript as plain text, pseudonymized unless the caseworker ticks
 "include personal data" for this one download (audited as `pii.reveal`). Everything goes through
-appliance.pseudonymize, which authorises with access.require_recording (NotFound → 404).
+appliance.transcripts.pseudonymize, which authorises with access.require_recording (NotFound → 404).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from appliance import access, pseudonymize, recordings
+from appliance.recordings import recordings
+from appliance.transcripts import pseudonymize
+from appliance.users import access
 from web import db
 from web.auth import login_required
 from web.errors import change_and_flash

@@ -1,7 +1,7 @@
 """Content pages: the recording list (across folders), upload, a recording with its transcript, the audio
 stream, and the editor's actions (rename, move, mark transferred, delete).
 
-Every content route goes through the core (appliance.access.require_recording / require_folder via
+Every content route goes through the core (appliance.users.access.require_recording / require_folder via
 recordings.* and folders.*), which audits it and raises NotFound for anything the user may not see or
 change; that becomes a 404, never a 403.
 """
@@ -12,8 +12,9 @@ import logging
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance import edits, folders, recordings, reminders, speakers
 from appliance.errors import ApplianceError, BadAudio, NotFound
+from appliance.recordings import folders, recordings, reminders
+from appliance.transcripts import edits, speakers
 from web import appliance, db
 from web.auth import login_required, wants_json
 from web.errors import change_and_flash

@@ -15,8 +15,8 @@ from typing import Any
 
 from flask import Blueprint, abort, g, render_template, request
 
-from appliance import audit
-from appliance.db import Connection
+from appliance.platform import audit
+from appliance.platform.db import Connection
 from web import appliance, db
 from web.auth import login_required
 from web.i18n import _

@@ -1,10 +1,10 @@
-"""The search page: `/search?q=` over the transcripts and titles the user may read (appliance.search)."""
+"""The search page: `/search?q=` over the transcripts and titles the user may read (appliance.transcripts.search)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
 
-from appliance import search as core_search
+from appliance.transcripts import search as core_search
 from web import db
 from web.auth import login_required
 from web.i18n import _

@@ -1,6 +1,7 @@
 """Speakers on the recording page: name a speaker for the whole recording, give one line another speaker.
 
-Both are editor actions decided by the core (appliance.speakers via appliance.access: audited, NotFound → 404).
+Both are editor actions decided by the core (appliance.transcripts.speakers via appliance.users.access:
+audited, NotFound → 404).
 A plain form post redirects back to the page; fetch() (web/static/speakers.js) gets JSON and updates the page
 in place.
 """
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, redirect, request, url_for
 
-from appliance import speakers
 from appliance.errors import ApplianceError, NotFound
+from appliance.transcripts import speakers
 from web import db
 from web.auth import login_required, wants_json
 from web.errors import change_and_flash

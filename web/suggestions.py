@@ -1,7 +1,7 @@
 """The Förslag tab (correction suggestions for a recording) and the office's lexicon page.
 
 `/recordings/<rec_id>/suggestions`: viewers see the suggestions read-only; editors accept (this occurrence
-or all of that word) or dismiss. Everything goes through appliance.suggestions, which authorises with
+or all of that word) or dismiss. Everything goes through appliance.transcripts.suggestions, which authorises with
 access.require_recording (NotFound → 404) and writes accepted corrections as edits with history.
 
 `/lexicon`: the shipped terms and the office's own; caseworkers and managers (content roles) add and remove
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from appliance import lexicon, recordings, suggestions
 from appliance.errors import ApplianceError, NotFound
+from appliance.recordings import recordings
+from appliance.transcripts import lexicon, suggestions
 from web import db
 from web.auth import login_required
 from web.errors import change_and_flash

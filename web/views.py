@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, g, jsonify
 
-from appliance import retention
+from appliance.platform import retention
 from web.i18n import _
 
 TZ = ZoneInfo("Europe/Stockholm")

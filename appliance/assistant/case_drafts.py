@@ -24,14 +24,18 @@ import re
 import string
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, jobs, pseudonymize, recordings
-from appliance.accounts import User, get_user
+from appliance import clock
 from appliance.assistant import templates
 from appliance.assistant.summaries import OVERFORD, REVIEW_STATES, UTKAST, ReviewedDraft
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
 from appliance.ids import parse_id
+from appliance.platform import audit, jobs
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import recordings
+from appliance.transcripts import pseudonymize
+from appliance.users import access
+from appliance.users.accounts import User, get_user
 
 CASE_DRAFT_JOB = "case_draft"
 TEMPLATE = "bbic"

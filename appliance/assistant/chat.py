@@ -26,16 +26,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from appliance import access, audit, clock, pseudonymize
-from appliance.accounts import User
+from appliance import clock
 from appliance.assistant import grounding, prompts
+from appliance.assistant.llm_client import LlmError
 from appliance.assistant.statement_stream import StatementStream, StreamedStatement
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
 from appliance.ids import parse_id
-from appliance.llm_client import LlmClient, LlmError
-from appliance.search import stem
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.ports import ChatModel
+from appliance.transcripts import pseudonymize
+from appliance.transcripts.search import stem
+from appliance.users import access
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +332,7 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
                        answer_schema(numbers), {s.number: s for s in all_segments}, reveal)
 
 
-def stream_answer(client: LlmClient, req: ChatRequest) -> Iterator[tuple[str, object]]:
+def stream_answer(client: ChatModel, req: ChatRequest) -> Iterator[tuple[str, object]]:
     """Ask the model; yield ("text", piece) as the current statement's text grows and ("statement",
     AnswerStatement) when one is complete and checked. Raises LlmError (a message to show) on failure;
     `req.statements` holds what was complete so far either way."""
@@ -357,7 +361,7 @@ def finish(conn: Connection, req: ChatRequest, error: str | None = None) -> None
              len(req.statements), sum(1 for s in req.statements if s.flagged))
 
 
-def ask(conn: Connection, client: LlmClient, user: User, rec_id: str, **kwargs) -> ChatMessage:
+def ask(conn: Connection, client: ChatModel, user: User, rec_id: str, **kwargs) -> ChatMessage:
     """Ask and wait for the whole answer (forms without JavaScript, the CLI, tests): the same path as the
     streamed one. The LLM being down is stored as a failed answer with its message, not raised."""
     req = prepare(conn, user, rec_id, n_ctx=client.cfg.n_ctx, **kwargs)
@@ -405,7 +409,7 @@ def spread(segments: list[NumberedSegment], budget_chars: int) -> list[NumberedS
     return picked
 
 
-def suggest_questions(conn: Connection, client: LlmClient, user: User, rec_id: str, *,
+def suggest_questions(conn: Connection, client: ChatModel, user: User, rec_id: str, *,
                       reveal: bool = False) -> list[str]:
     """Generate suggested questions from the content and store them (replacing earlier ones). Viewer
     rights; raises LlmError (message to show, nothing changed) when the model fails."""

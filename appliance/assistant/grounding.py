@@ -23,7 +23,7 @@ import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from appliance.search import stem
+from appliance.transcripts.search import stem
 
 OK, UNCITED, UNKNOWN, UNSUPPORTED = "ok", "uncited", "unknown_citation", "unsupported"
 STATUS_TEXT = {

@@ -20,14 +20,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, jobs
-from appliance.accounts import User
+from appliance import clock
 from appliance.assistant import grounding, templates
 from appliance.assistant.summarize import plain_text
 from appliance.assistant.transcript import numbered_segments
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
 from appliance.ids import parse_id
+from appliance.platform import audit, jobs
+from appliance.platform.db import Connection, transaction
+from appliance.users import access
+from appliance.users.accounts import User
 
 SUMMARIZE_JOB = "summarize"
 UTKAST, GRANSKAD, OVERFORD = "utkast", "granskad", "overford"

@@ -28,11 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from appliance.assistant import grounding, prompts
+from appliance.assistant.llm_client import LlmContextExceeded, LlmError
 from appliance.assistant.templates import Template
 from appliance.assistant.transcript import NumberedSegment
 from appliance.config import AssistantConfig
 from appliance.errors import ApplianceError
-from appliance.llm_client import LlmClient, LlmContextExceeded, LlmError
+from appliance.ports import ChatModel
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ Sections = dict[str, list[tuple[str, tuple[int, ...]]]]
 MessageBuilder = Callable[[Sequence[str]], list[dict]]
 
 
-def _ask(client: LlmClient, headings: Sequence[str], build: MessageBuilder, numbers: Sequence[int],
+def _ask(client: ChatModel, headings: Sequence[str], build: MessageBuilder, numbers: Sequence[int],
          cfg: AssistantConfig, key: str) -> Sections:
     """One request for `headings`, or several for parts of them when the answer would not fit the context
     window (or came back cut off): the shared beginning of the prompt (rules and transcript) stays the same, so
@@ -201,13 +202,13 @@ def map_request(template: Template, chunk: Sequence[NumberedSegment], cfg: Assis
     return build, [s.number for s in chunk]
 
 
-def _map(client: LlmClient, template: Template, chunk: Sequence[NumberedSegment], cfg: AssistantConfig,
+def _map(client: ChatModel, template: Template, chunk: Sequence[NumberedSegment], cfg: AssistantConfig,
          part: tuple[int, int]) -> Partial:
     build, numbers = map_request(template, chunk, cfg, part)
     return Partial(_ask(client, template.headings, build, numbers, cfg, "rader"))
 
 
-def _reduce(client: LlmClient, template: Template, group: Sequence[Partial],
+def _reduce(client: ChatModel, template: Template, group: Sequence[Partial],
             cfg: AssistantConfig) -> tuple[Partial, bool]:
     """Merge partial summaries; headings with few enough statements are merged without the model.
     Returns the merged summary and whether the model was asked."""
@@ -261,7 +262,7 @@ def chunks_of(segments: Sequence[NumberedSegment], max_chars: int) -> list[list[
 class _Counting:
     """The client, counting the requests a summary takes (reported with the result)."""
 
-    def __init__(self, client: LlmClient) -> None:
+    def __init__(self, client: ChatModel) -> None:
         self.cfg, self._client, self.requests = client.cfg, client, 0
 
     def complete(self, *args, **kwargs):
@@ -269,7 +270,7 @@ class _Counting:
         return self._client.complete(*args, **kwargs)
 
 
-def summarize(client: LlmClient, segments: Sequence[NumberedSegment], template: Template, cfg: AssistantConfig, *,
+def summarize(client: ChatModel, segments: Sequence[NumberedSegment], template: Template, cfg: AssistantConfig, *,
               on_progress: ProgressCallback | None = None, reveal: bool = False) -> SummaryResult:
     """Summarise `segments` under `template`, check every statement against the lines it cites."""
     if not segments:

@@ -21,11 +21,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import audit, clock
-from appliance.accounts import User
+from appliance import clock
 from appliance.config import Config
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, pseudonymize
-from appliance.accounts import User
+from appliance import clock
 from appliance.assistant import prompts
 from appliance.assistant.chat import MSG_NO_TRANSCRIPT, prompt_budget_chars, segment_positions
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
-from appliance.llm_client import LlmClient
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.ports import ChatModel
+from appliance.transcripts import pseudonymize
+from appliance.users import access
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ def prepare(conn: Connection, user: User, rec_id: str, *, reveal: bool = False, 
     return TopicJob(user, rec_id, segments, windows(segments, prompt_budget_chars(n_ctx, ANSWER_TOKENS)), reveal)
 
 
-def generate(conn: Connection, client: LlmClient, job: TopicJob, *,
+def generate(conn: Connection, client: ChatModel, job: TopicJob, *,
              progress: Callable[[int, int], None] | None = None,
              stop: threading.Event | None = None) -> list[Topic]:
     """Ask the model window by window, then store the merged table of contents (replacing the old one).

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance import pseudonymize
-from appliance.accounts import User
-from appliance.db import Connection
+from appliance.platform.db import Connection
+from appliance.transcripts import pseudonymize
+from appliance.users.accounts import User
 
 
 @dataclass(frozen=True)

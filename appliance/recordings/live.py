@@ -40,11 +40,14 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, folders, recordings
-from appliance.accounts import User
-from appliance.context import Appliance
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError
+from appliance.platform import audit
+from appliance.platform.context import Appliance
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import folders, recordings
+from appliance.users import access
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from appliance import access, audit, clock, retention
-from appliance.accounts import User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError
+from appliance.platform import audit, retention
+from appliance.platform.db import Connection, transaction
+from appliance.users import access
+from appliance.users.accounts import User
 
 MAX_QUERY = 200
 MAX_TERMS = 12

@@ -14,11 +14,15 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, edits, recordings
-from appliance.accounts import User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
 from appliance.ports import Segment, SpeakerTurn, Transcript
+from appliance.recordings import recordings
+from appliance.transcripts import edits
+from appliance.users import access
+from appliance.users.accounts import User
 
 MAX_NAME = 60
 MAX_SPEAKERS = 20  # machine speakers (at most 10) plus the ones caseworkers add

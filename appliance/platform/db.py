@@ -103,7 +103,7 @@ def transaction(conn: Connection) -> Iterator[Connection]:
 
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("appliance.migrations").iterdir():
+    for entry in resources.files("appliance.platform.migrations").iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))

@@ -11,10 +11,13 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from appliance import access, audit, clock, recordings, retention
-from appliance.accounts import User, get_user
+from appliance import clock
 from appliance.config import Config
-from appliance.db import Connection, transaction
+from appliance.platform import audit, retention
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import recordings
+from appliance.users import access
+from appliance.users.accounts import User, get_user
 
 log = logging.getLogger(__name__)
 

@@ -49,13 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from appliance import clock, keys
+from appliance import clock
 from appliance.errors import ApplianceError
+from appliance.platform import keys
 
 if TYPE_CHECKING:
     from appliance.config import Config
 
-log = logging.getLogger("appliance.audit")
+log = logging.getLogger("appliance.platform.audit")
 
 DEFAULT_AUDIT_RETENTION_DAYS = 730
 FORMAT_VERSION = 1

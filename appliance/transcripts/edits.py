@@ -12,11 +12,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, recordings
-from appliance.accounts import User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError, NotFound
 from appliance.ids import parse_id
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import recordings
+from appliance.users import access
+from appliance.users.accounts import User
 
 MAX_TEXT = 4000
 MSG_SEGMENT = "Raden finns inte i utskriften."

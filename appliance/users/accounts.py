@@ -13,9 +13,10 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from appliance import audit, clock
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError, AuthError, NotFound, Throttled
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
 
 ROLES = ("caseworker", "manager", "responsible", "admin")
 CONTENT_ROLES = frozenset({"caseworker", "manager"})  # admin and responsible never read content

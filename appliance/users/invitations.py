@@ -16,11 +16,13 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from appliance import accounts, audit, clock
-from appliance.accounts import User
+from appliance import clock
 from appliance.config import Config
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError, AuthError
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.users import accounts
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 

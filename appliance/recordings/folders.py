@@ -1,7 +1,7 @@
 """Folders: a private default folder per content user, more on demand, shared by name with one user at a
 time as `editor` or `viewer` (typically the nearest manager as editor). No "everyone" option.
 
-Access decisions live in `appliance.access` (require_folder / require_recording); this module keeps the
+Access decisions live in `appliance.users.access` (require_folder / require_recording); this module keeps the
 folder rows and shares, and audits every change with ids only (never folder names).
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance import access, audit, clock
-from appliance.accounts import CONTENT_ROLES, User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError
 from appliance.ids import parse_id
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.users import access
+from appliance.users.accounts import CONTENT_ROLES, User
 
 DEFAULT_NAME = "Mina inspelningar"
 SHARE_ROLES = ("editor", "viewer")

@@ -28,11 +28,14 @@ from datetime import date
 from functools import cache
 from importlib import resources
 
-from appliance import access, audit, clock, recordings
-from appliance.accounts import User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError
 from appliance.ids import parse_id
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import recordings
+from appliance.users import access
+from appliance.users.accounts import User
 
 # kind → placeholder label ("[PNR 1]"); the order is the order of the kind list in the UI.
 LABELS: dict[str, str] = {

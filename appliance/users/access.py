@@ -34,12 +34,12 @@ no existence leak), and every allow and deny is audited with the role the user a
 
 from __future__ import annotations
 
-from appliance import audit, retention
-from appliance.accounts import User
 from appliance.config import Config
-from appliance.db import Connection, transaction
 from appliance.errors import NotFound
 from appliance.ids import parse_id
+from appliance.platform import audit, retention
+from appliance.platform.db import Connection, transaction
+from appliance.users.accounts import User
 
 VIEWER, EDITOR, OWNER = "viewer", "editor", "owner"
 _RANK = {VIEWER: 1, EDITOR: 2, OWNER: 3}

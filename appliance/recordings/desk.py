@@ -19,12 +19,15 @@ from dataclasses import dataclass
 
 import sqlcipher3
 
-from appliance import access, audit, clock, live
-from appliance.accounts import User
+from appliance import clock
 from appliance.config import Config
-from appliance.context import Appliance
-from appliance.db import Connection, transaction
 from appliance.errors import ApplianceError
+from appliance.platform import audit
+from appliance.platform.context import Appliance
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import live
+from appliance.users import access
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ A suggestion is a span of word tokens in a line's current text (edits applied, `
 
 * a word Whisper was unsure of (probability below `LOW_PROBABILITY`, from the `words` table, aligned to the
   current text so edited lines keep the probabilities of the words that are still there), and/or
-* a near-miss of a lexicon term (`appliance.lexicon`), with the term as the proposal.
+* a near-miss of a lexicon term (`appliance.transcripts.lexicon`), with the term as the proposal.
 
-Accepting replaces the span through the edit mechanism (`appliance.edits.edit_segment`: history, search
+Accepting replaces the span through the edit mechanism (`appliance.transcripts.edits.edit_segment`: history, search
 index, conflict check); "accept all" does so for every occurrence of the same word(s) in the recording.
 Dismissing records that the span is right (`suggestion_dismissals`; it lapses when the text there changes).
 Viewers see suggestions; accepting and dismissing need editor rights (NotFound otherwise). The audit log
@@ -19,10 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from appliance import access, audit, clock, edits, lexicon, recordings
-from appliance.accounts import User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.recordings import recordings
+from appliance.transcripts import edits, lexicon
+from appliance.users import access
+from appliance.users.accounts import User
 
 LOW_PROBABILITY = 0.5
 MAX_SUGGESTIONS = 500

@@ -6,9 +6,9 @@ import logging
 import os
 from dataclasses import dataclass
 
-from appliance import audit, db, keys
-from appliance.blobstore import BlobStore
 from appliance.config import Config
+from appliance.platform import audit, db, keys
+from appliance.platform.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,13 @@ from importlib import resources
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
-from appliance import access, audit, clock
-from appliance.accounts import User
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError, NotFound
 from appliance.ids import parse_id
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.users import access
+from appliance.users.accounts import User
 
 DATA_FILE = "lexicon_sv.tsv"
 MAX_TERM = 80

@@ -7,13 +7,16 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from appliance import access, audit, clock, folders, jobs, retention
-from appliance.accounts import User
-from appliance.audio import probe_audio
-from appliance.context import Appliance
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError, BadAudio
+from appliance.platform import audit, jobs, retention
+from appliance.platform.context import Appliance
+from appliance.platform.db import Connection, transaction
 from appliance.ports import Segment
+from appliance.recordings import folders
+from appliance.recordings.audio import probe_audio
+from appliance.users import access
+from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from appliance import audit, clock
-from appliance.accounts import User, get_user
-from appliance.db import Connection, transaction
+from appliance import clock
 from appliance.errors import ApplianceError
+from appliance.platform import audit
+from appliance.platform.db import Connection, transaction
+from appliance.users.accounts import User, get_user
 
 PREFIX = "sst_"
 MAX_NAME = 60

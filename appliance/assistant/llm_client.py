@@ -17,11 +17,11 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from appliance.config import LlmConfig
 from appliance.errors import ApplianceError
+from appliance.ports import Completion, Message
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,6 @@ class LlmContextExceeded(LlmError):
     """The request does not fit the model's context window."""
 
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    finish_reason: str | None
-    completion_tokens: int  # from the server's usage figures, else the number of streamed pieces
-    first_token_seconds: float | None  # time to the first text piece
-    seconds: float  # the whole request
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -75,6 +65,8 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 
 class LlmClient:
+    """The `ChatModel` port over HTTP (TCP or a Unix socket)."""
+
     def __init__(self, llm: LlmConfig) -> None:
         self.cfg = llm
         if llm.base_url.startswith("unix:"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance import clock
-from appliance.db import Connection, transaction
+from appliance.platform.db import Connection, transaction
 
 
 @dataclass(frozen=True)

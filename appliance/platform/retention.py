@@ -23,10 +23,11 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from appliance import audit, clock, db, keys
+from appliance import clock
 from appliance.config import WEEKDAYS, Config, RetentionConfig
-from appliance.context import Appliance
-from appliance.db import Connection, transaction
+from appliance.platform import audit, db, keys
+from appliance.platform.context import Appliance
+from appliance.platform.db import Connection, transaction
 
 log = logging.getLogger(__name__)
 
