@@ -161,8 +161,8 @@ def web_ttft(env: dict[str, str], llm, repeats: int) -> None:
     from appliance.platform.context import init_state
     from appliance.ports import Segment
     from appliance.recordings import recordings
+    from appliance.transcripts.store import replace_segments
     from appliance.users.accounts import create_user
-    from services.asr import _store_segments
     from tests.conftest import make_tone
     from tests.web_fixtures import PASSWORD, FakeClock, csrf_from, sign_in
     from web import create_app
@@ -173,7 +173,7 @@ def web_ttft(env: dict[str, str], llm, repeats: int) -> None:
     user, _ = create_user(conn, "bench", ["caseworker"], password=PASSWORD)
     tone = make_tone(cfg.paths.state_dir / "tone.wav", 0.5)
     rid = recordings.create_from_upload(ctx, conn, user, title="Bench", filename="t.wav", data=tone.read_bytes())
-    _store_segments(conn, rid, [Segment(s.start, s.end, s.text) for s in _segments()])
+    replace_segments(conn, rid, [Segment(s.start, s.end, s.text) for s in _segments()])
     conn.execute("UPDATE recordings SET status = 'ready', progress = 1 WHERE id = ?", (rid,))
     req = chat.prepare(conn, user, rid, prompt=QUESTION, n_ctx=cfg.llm.n_ctx)  # the web's own messages
     conn.close()

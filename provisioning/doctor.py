@@ -135,7 +135,7 @@ def _capture_devices(cfg: Config) -> Check:
     return Check("desk microphones", True, ", ".join(d.name for d in found))
 
 
-def _llm(cfg: Config) -> Check:
+def check_llm(cfg: Config) -> Check:
     """The language model server answers at llm.base_url (a warning: the unit may simply not be started yet)."""
     from appliance.assistant.llm_client import LlmClient, LlmError
 
@@ -155,7 +155,7 @@ def _llm(cfg: Config) -> Check:
 def run_checks(cfg: Config) -> list[Check]:
     steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
                                                             _clock, _purge, _capture_devices,
-                                                            _llm]
+                                                            check_llm]
     checks: list[Check] = []
     for step in steps:
         result = step(cfg)

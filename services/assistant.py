@@ -1,11 +1,10 @@
-"""The assistant unit: claims summary jobs and writes grounded summaries with the language model.
+"""The assistant unit: writes summaries and case drafts (reviewed drafts, appliance/assistant/drafts.py) with
+the language model, one job at a time through the one job loop (services/worker.py), summaries first.
 
-Like the asr worker (same lease keeper, short-lived connections, result written in one transaction that
-first checks the lease is still ours), but it loads no model: it talks to the llm unit (or the server at
-`llm.base_url`) through appliance/llm_client.py, so it needs loopback or the llm socket and nothing else.
-When the model server is down or too slow, the summary fails at once with the client's Swedish message and
-the caseworker retries from the page; an unexpected error lets the lease lapse and the job is retried
-(at most `assistant.max_attempts` times).
+It loads no model: it talks to the llm unit (or the server at `llm.base_url`) through the `ChatModel` port
+(appliance/assistant/llm_client.py), so it needs loopback or the llm socket and nothing else. When the model
+server is down or too slow, the draft fails at once with the client's Swedish message and the caseworker
+retries from the page; an unexpected error lets the job be retried (at most `assistant.max_attempts` times).
 Run: `appliance assistant` or `python -m services.assistant`.
 """
 
@@ -14,131 +13,63 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-import time
+from collections.abc import Callable
 from contextlib import closing
 
-from appliance.assistant import summaries, templates
+from appliance.assistant import case_drafts, drafts, summaries
+from appliance.assistant.drafts import DraftWork
 from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.summarize import summarize
-from appliance.assistant.transcript import numbered_segments
-from appliance.config import load_config
+from appliance.config import AssistantConfig, load_config
 from appliance.errors import ApplianceError
-from appliance.platform import audit, jobs
+from appliance.platform import jobs
 from appliance.platform.context import Appliance, open_appliance
-from appliance.platform.db import transaction
-from appliance.users import accounts
-from services import case_draft_jobs
-from services.lease import LeaseKeeper
+from appliance.platform.db import Connection
+from appliance.ports import ChatModel
 from services.signals import stop_on_signals
+from services.worker import JobContext, JobWorker
 
 log = logging.getLogger(__name__)
 
-ACTOR = "service:assistant"
-MSG_ATTEMPTS = "Sammanfattningen avbröts upprepade gånger. Försök igen; om felet kvarstår, kontakta IT."
-_PROGRESS_WRITE_INTERVAL = 0.5
+PROGRESS_WRITE_INTERVAL = 0.5
 
 
-class Stopping(Exception):
-    """Raised from the progress callback when the service was asked to stop or lost its lease."""
+class WriteDraft:
+    """The job handler for one kind of draft: gather its input (`work`), summarize it, store it."""
+
+    def __init__(self, kind: jobs.JobKind, work: Callable[[Connection, str], DraftWork | None], client: ChatModel,
+                 cfg: AssistantConfig) -> None:
+        self.kind, self.work, self.client, self.cfg = kind, work, client, cfg
+        self.lease_seconds, self.max_attempts = cfg.lease_seconds, cfg.max_attempts
+
+    def process(self, job: jobs.Job, ctx: JobContext) -> None:
+        with closing(ctx.connect()) as conn:
+            work = self.work(conn, job.subject_id)
+            if work is None:  # deleted meanwhile (its recording deleted or purged)
+                raise ApplianceError("Utkastet finns inte längre.")
+            drafts.set_progress(conn, work.table, work.draft_id, 0.0)
+        progress = ctx.progress(lambda c, p: drafts.set_progress(c, work.table, work.draft_id, p),
+                                PROGRESS_WRITE_INTERVAL)
+        result = summarize(self.client, work.segments, work.template, self.cfg, on_progress=progress,
+                           reveal=work.reveal)
+        with ctx.commit() as conn:
+            drafts.store_result(conn, work, result)
+        log.info("job %s: %s of %d lines, %d chunks, %d requests", job.id, work.table.noun, len(work.segments),
+                 result.chunks, result.requests)
+
+    def failure_code(self, exc: Exception) -> str | None:
+        # LlmUnavailable, LlmError, a template gone: the message is safe to show, a retry would not help.
+        return type(exc).__name__ if isinstance(exc, ApplianceError) else None
 
 
-class AssistantWorker:
-    def __init__(self, app: Appliance, client: LlmClient | None = None, worker_id: str | None = None) -> None:
-        self.app = app
-        self.cfg = app.cfg
-        self.client = client or LlmClient(app.cfg.llm)
-        self.worker = worker_id or f"assistant:{socket.gethostname()}:{os.getpid()}"
-        self.stopping = threading.Event()
-
-    def run_forever(self) -> None:
-        log.info("assistant worker %s ready (model server %s)", self.worker, self.cfg.llm.base_url)
-        while not self.stopping.is_set():
-            # Summaries first, then case drafts (services/case_draft_jobs.py), then wait.
-            if not self.run_once() and not case_draft_jobs.run_once(self):
-                self.stopping.wait(self.cfg.assistant.poll_seconds)
-        log.info("assistant worker %s stopped", self.worker)
-
-    def run_once(self) -> bool:
-        """Process one summary job if there is one. Returns whether a job was claimed."""
-        a = self.cfg.assistant
-        with closing(self.app.connect()) as conn:
-            # Attempts are bounded here (not by jobs.claim, which would mark the recording's transcription failed).
-            job = jobs.claim(conn, self.worker, summaries.SUMMARIZE_JOB, a.lease_seconds, max_attempts=1 << 30)
-            if job is None:
-                return False
-            summary = summaries.for_job(conn, job.id)
-            if summary is None or job.attempts > a.max_attempts:
-                with transaction(conn):
-                    if summary is not None:
-                        summaries.store_failure(conn, summary.id, MSG_ATTEMPTS)
-                    jobs.mark_failed(conn, job.id, "too_many_attempts" if summary else "no_summary")
-                return True
-        log.info("job %s claimed (summary %s, attempt %s)", job.id, summary.id, job.attempts)
-        keeper = LeaseKeeper(self.app, job.id, self.worker, a.lease_seconds)
-        keeper.start()
-        try:
-            self._process(job, summary, keeper)
-        except Stopping:
-            self._release(job)
-        except ApplianceError as exc:  # LlmUnavailable, LlmError, a template gone: the message is safe to show
-            self._fail(job, summary, str(exc), type(exc).__name__)
-        except Exception:
-            log.exception("job %s failed unexpectedly; it will be retried", job.id)
-            self._release(job)
-        finally:
-            keeper.stop()
-        return True
-
-    def _process(self, job: jobs.Job, summary: summaries.Summary, keeper: LeaseKeeper) -> None:
-        with closing(self.app.connect()) as conn:
-            # Who chose to reveal personal data to the model is named in the pii.reveal audit record.
-            requester = accounts.get_user(conn, summary.created_by) if summary.reveal and summary.created_by else None
-            segments = numbered_segments(conn, job.recording_id, reveal=summary.reveal, user=requester)
-            template = templates.get(conn, self.cfg, summary.template_key)
-            summaries.set_progress(conn, summary.id, 0.0)
-        last_write = 0.0
-
-        def on_progress(progress: float) -> None:
-            nonlocal last_write
-            if self.stopping.is_set() or keeper.lost:
-                raise Stopping
-            now = time.monotonic()
-            if now - last_write >= _PROGRESS_WRITE_INTERVAL:
-                with closing(self.app.connect()) as conn:
-                    summaries.set_progress(conn, summary.id, min(progress, 0.99))
-                last_write = now
-
-        started = time.monotonic()
-        result = summarize(self.client, segments, template, self.cfg.assistant, on_progress=on_progress,
-                           reveal=summary.reveal)
-        with closing(self.app.connect()) as conn, transaction(conn):
-            if not jobs.holds_lease(conn, job.id, self.worker):
-                log.warning("job %s: lease lost before commit; result discarded", job.id)
-                return
-            summaries.store_result(conn, summary.id, result.to_json())
-            jobs.mark_done(conn, job.id)
-            audit.record(conn, ACTOR, "summary.done", f"recording:{job.recording_id}",
-                         data={"summary": f"summary:{summary.id}", "chunks": result.chunks,
-                               "flagged": result.flagged})
-        log.info("job %s done: %d segments, %d chunks, %d requests in %.1f s", job.id, len(segments), result.chunks,
-                 result.requests, time.monotonic() - started)
-
-    def _fail(self, job: jobs.Job, summary: summaries.Summary, message: str, code: str) -> None:
-        with closing(self.app.connect()) as conn, transaction(conn):
-            if not jobs.holds_lease(conn, job.id, self.worker):
-                return
-            summaries.store_failure(conn, summary.id, message)
-            jobs.mark_failed(conn, job.id, code)
-            audit.record(conn, ACTOR, "summary.failed", f"recording:{job.recording_id}", result="failed",
-                         data={"summary": f"summary:{summary.id}", "error": code})
-        log.warning("job %s failed: %s", job.id, code)
-
-    def _release(self, job: jobs.Job) -> None:
-        with closing(self.app.connect()) as conn, transaction(conn):
-            if jobs.holds_lease(conn, job.id, self.worker):
-                conn.execute("UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL WHERE id = ?",
-                             (job.id,))
+class AssistantWorker(JobWorker):
+    def __init__(self, app: Appliance, client: ChatModel | None = None, worker_id: str | None = None) -> None:
+        client = client or LlmClient(app.cfg.llm)
+        a = app.cfg.assistant
+        super().__init__(app, worker_id or f"assistant:{socket.gethostname()}:{os.getpid()}",
+                         [WriteDraft(summaries.SUMMARIZE, summaries.work, client, a),
+                          WriteDraft(case_drafts.CASE_DRAFT, case_drafts.work, client, a)],
+                         poll_seconds=a.poll_seconds)
 
 
 def main(config_path: str | None = None) -> int:
@@ -149,7 +80,6 @@ def main(config_path: str | None = None) -> int:
         log.error("assistant cannot start: %s", exc)
         return 2
     worker = AssistantWorker(app)
-
     stop_on_signals(worker.stopping, "stopping after the current request")
     worker.run_forever()
     return 0

@@ -27,30 +27,23 @@ from contextlib import closing
 
 import numpy as np
 
-from appliance import clock
 from appliance.errors import NotFound
-from appliance.platform import audit
 from appliance.platform.context import Appliance
 from appliance.platform.db import transaction
 from appliance.ports import SAMPLE_RATE, Segment, Transcriber, Word
-from appliance.recordings import live
+from appliance.recordings import live, recordings
+from appliance.transcripts import store
 from models.vad import speech_regions
 from services.transcription import options_for
 
 log = logging.getLogger(__name__)
 
-ACTOR = "service:asr"
 WINDOW_S = 28  # Whisper's own window is 30 s; a step never takes more than this much audio
 # Whisper on a few seconds of speech padded to its 30-second window does badly and slowly (it falls back to
 # sampling again and again); a step is transcribed with the already-transcribed audio before it, up to this
 # much in all, as a whole-file pass would see it, and the lines that belong to that context are dropped.
 CONTEXT_S = 28
 MIN_WINDOW_S = 12  # the first step (no audio before it) waits until it has this much
-
-_CANDIDATES_SQL = (
-    "SELECT s.recording_id FROM live_sessions s JOIN recordings r ON r.id = s.recording_id "
-    "WHERE (s.state != 'stopped' OR r.status = 'transcribing') "
-    "AND (s.asr_owner IS NULL OR s.asr_owner = :me OR s.asr_lease_expires < :now) ORDER BY s.started_at")
 
 
 def find_cut(audio: np.ndarray, *, final: bool, min_silence_ms: int, window: int) -> int:
@@ -85,20 +78,13 @@ class LiveTranscriber:
     def run_once(self) -> bool:
         """Do one step on one live recording that has work. Returns whether anything was done."""
         with closing(self.app.connect()) as conn:
-            ids = [r[0] for r in conn.execute(_CANDIDATES_SQL, {"me": self.worker, "now": clock.now()})]
+            ids = live.asr_candidates(conn, self.worker)
         return any(self.step(rid) for rid in ids)
-
-    def _claim(self, conn, rec_id: str) -> bool:
-        now, lease = clock.now(), self.app.cfg.asr.lease_seconds
-        cur = conn.execute("UPDATE live_sessions SET asr_owner = ?, asr_lease_expires = ? WHERE recording_id = ? "
-                           "AND (asr_owner IS NULL OR asr_owner = ? OR asr_lease_expires < ?)",
-                           (self.worker, now + lease, rec_id, self.worker, now))
-        return cur.rowcount == 1
 
     def step(self, rec_id: str) -> bool:
         cfg = self.app.cfg
         with closing(self.app.connect()) as conn:
-            if not self._claim(conn, rec_id):
+            if not live.claim_for_asr(conn, rec_id, self.worker, cfg.asr.lease_seconds):
                 return False
             session = live.session(conn, rec_id)
             if session is None:
@@ -121,8 +107,8 @@ class LiveTranscriber:
                 pcm = live.read_pcm(self.app, conn, rec_id, start - lead, limit)
             except NotFound:  # stopped meanwhile: the chunks became the WAV; the next step reads that
                 return False
-            row = conn.execute("SELECT language FROM recordings WHERE id = ?", (rec_id,)).fetchone()
-            options = options_for(cfg.asr, language=row["language"], conn=conn)
+            found = recordings.transcription_input(conn, rec_id)
+            options = options_for(cfg.asr, language=found.language if found else None, conn=conn)
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         del pcm
         at_mark = limit < available or final
@@ -140,23 +126,10 @@ class LiveTranscriber:
         end = start + cut
         done = final and end >= available
         with closing(self.app.connect()) as conn, transaction(conn):
-            owner = conn.execute("SELECT asr_owner, transcribed_samples FROM live_sessions WHERE recording_id = ?",
-                                 (rec_id,)).fetchone()
-            if owner is None or owner["asr_owner"] != self.worker or owner["transcribed_samples"] != start:
+            if not store.append_live_step(conn, rec_id, self.worker, start=start, end=end, segments=segments,
+                                          final=final, available=available):
                 log.warning("live %s: lease lost during a step; result discarded", rec_id)
                 return False
-            first = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE recording_id = ?",
-                                 (rec_id,)).fetchone()[0]
-            _insert_segments(conn, rec_id, first, segments)
-            conn.execute("UPDATE live_sessions SET transcribed_samples = ?, asr_owner = ? WHERE recording_id = ?",
-                         (end, None if done else self.worker, rec_id))
-            if final:
-                conn.execute("UPDATE recordings SET progress = ? WHERE id = ?",
-                             (1.0 if done else min(0.99, end / max(available, 1)), rec_id))
-            if done:
-                total = conn.execute("SELECT count(*) FROM segments WHERE recording_id = ?", (rec_id,)).fetchone()[0]
-                conn.execute("UPDATE recordings SET status = 'ready', error = NULL WHERE id = ?", (rec_id,))
-                audit.record(conn, ACTOR, "recording.transcribed", f"recording:{rec_id}", detail=f"segments:{total}")
         log.info("live %s: %.1f s transcribed in %.2f s (%d segments)%s", rec_id, cut / SAMPLE_RATE,
                  time.monotonic() - t0, len(segments), ", final" if done else "")
         return True
@@ -182,11 +155,3 @@ class LiveTranscriber:
                 out.append(Segment(start + offset, s.end + offset, text, words))
         return out
 
-
-def _insert_segments(conn, rec_id: str, first: int, segments: list[Segment]) -> None:
-    for i, seg in enumerate(segments, first):
-        cur = conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text) VALUES (?, ?, ?, ?, ?)',
-                           (rec_id, i, seg.start, seg.end, seg.text.strip()))
-        conn.executemany(
-            'INSERT INTO words (segment_id, idx, start, "end", word, probability) VALUES (?, ?, ?, ?, ?, ?)',
-            [(cur.lastrowid, j, w.start, w.end, w.word, w.probability) for j, w in enumerate(seg.words)])

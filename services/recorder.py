@@ -45,7 +45,7 @@ MSG_TAKEN_OVER = ("Inspelningstjänsten startades om under inspelningen. Några 
 MSG_INTERNAL = "Inspelningen avbröts av ett internt fel. Allt som hann sparas finns kvar."
 
 
-class _Ended(Exception):
+class CaptureEnded(Exception):
     """live stopped the recording itself (maximum length): the capture ends normally."""
 
 
@@ -64,7 +64,7 @@ class DeskSink:
             ack = live.append_chunk(self.app, conn, self.rec_id, seq, pcm)
             desk.report(conn, self.rec_id, acked_chunks=seq + 1, captured_seconds=ack.seconds)
         if ack.state == STOPPED:
-            raise _Ended
+            raise CaptureEnded
 
     def paused(self, next_seq: int) -> None:
         with closing(self.app.connect()) as conn:
@@ -198,7 +198,7 @@ class RecorderService:
             if self.stopping.is_set() and exc is None and capture.error is None:
                 log.info("recording %s: capture detached for the next recorder to take over", rec_id)
                 return
-            if isinstance(exc, _Ended) or isinstance(exc, live.NotRecording):
+            if isinstance(exc, CaptureEnded) or isinstance(exc, live.NotRecording):
                 desk.report(conn, rec_id, state=STOPPED)  # max length, or stopped from elsewhere
                 return
             if isinstance(exc, NotFound):  # deleted meanwhile, or the user lost access

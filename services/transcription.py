@@ -19,7 +19,6 @@ from typing import BinaryIO
 
 from appliance.config import AsrConfig, DiarizationConfig
 from appliance.errors import ModelError
-from appliance.platform import audit
 from appliance.platform.context import Appliance
 from appliance.platform.db import Connection, transaction
 from appliance.ports import (
@@ -32,8 +31,9 @@ from appliance.ports import (
     Transcriber,
     Transcript,
 )
+from appliance.recordings import recordings
 from appliance.recordings.audio import decode_audio
-from appliance.transcripts import lexicon, speakers
+from appliance.transcripts import lexicon, speakers, store
 
 log = logging.getLogger(__name__)
 
@@ -139,25 +139,21 @@ def diarize_stored(app: Appliance, diarizer: Diarizer, rec_id: str) -> str | Non
     diarization status ("done" or "failed"; None when the recording is gone). A failure is logged and
     audited, never raised: the transcript stays as it is."""
     with closing(app.connect()) as conn:
-        row = conn.execute("SELECT dek, speakers_hint FROM recordings WHERE id = ?", (rec_id,)).fetchone()
-    if row is None:
+        found = recordings.transcription_input(conn, rec_id)
+    if found is None:
         return None
     diarization = None
     try:
-        with app.blobs.open(rec_id, row["dek"]) as reader:
+        with app.blobs.open(rec_id, found.dek) as reader:
             audio = decode_audio(reader.read_all())
     except Exception:
         log.exception("recording %s: audio for diarization unreadable", rec_id)
     else:
-        diarization = _diarize(diarizer, audio, diarize_options_for(app.cfg.diarization, row["speakers_hint"]))
+        diarization = _diarize(diarizer, audio, diarize_options_for(app.cfg.diarization, found.speakers_hint))
         del audio
     with closing(app.connect()) as conn, transaction(conn):
-        rows = conn.execute('SELECT idx, start, "end" FROM segments WHERE recording_id = ? ORDER BY idx',
-                            (rec_id,)).fetchall()
+        lines = store.segment_times(conn, rec_id)
         if diarization is None:
-            speakers.store_labels(conn, rec_id, {}, "failed")
-            audit.record(conn, "service:asr", "recording.diarize", f"recording:{rec_id}", result="failed")
-            return "failed"
-        labels = speakers.assign([Segment(r["start"], r["end"], "") for r in rows], diarization.turns)
-        speakers.store_labels(conn, rec_id, {r["idx"]: n for r, n in zip(rows, labels, strict=True)}, "done")
-    return "done"
+            return store.store_speaker_labels(conn, rec_id, None)
+        labels = speakers.assign(list(lines.values()), diarization.turns)
+        return store.store_speaker_labels(conn, rec_id, dict(zip(lines, labels, strict=True)))

@@ -11,7 +11,7 @@ import pytest
 
 # Web fixtures (app, ctx, db, users, client, clock, anna, totp_secrets) and the llama.cpp server (llm_server,
 # llm_ctx, dead_llm_url, silent_llm_url) for every module.
-pytest_plugins = ["tests.web_fixtures", "tests.llm_fixtures"]
+pytest_plugins = ["tests.web_fixtures", "tests.llm_fixtures", "tests.e2e_helpers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The shared two-speaker sample (pyannote, MIT) with its reference RTTM, copied from ../shared/data so the

@@ -21,7 +21,7 @@ from appliance.platform.context import init_state
 from appliance.recordings import folders, live, recordings
 from appliance.users.accounts import create_user, get_user
 from tests.conftest import free_port, make_tone
-from tests.web_fixtures import PASSWORD, FakeClock, _client, csrf_from, sign_in
+from tests.web_fixtures import PASSWORD, FakeClock, client_of, csrf_from, sign_in
 from web import create_app
 
 ACTORS = {  # name → roles
@@ -186,7 +186,7 @@ def world(tmp_path_factory):
         app = create_app(ctx, {"TESTING": True})
         clients, tokens, secrets = {}, {}, {}
         for name in ACTORS:
-            clients[name] = _client(app)
+            clients[name] = client_of(app)
             sign_in(clients[name], fake, name, secrets)
             tokens[name] = csrf_from(clients[name].get("/upload").text)
         yield World(ctx, app, ids, clients, tokens, fid, target, rid, wav_path.read_bytes())

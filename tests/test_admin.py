@@ -6,13 +6,13 @@ import re
 
 from appliance.platform import audit
 from appliance.users.accounts import get_user
-from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
+from tests.web_fixtures import PASSWORD, client_of, csrf_from, sign_in
 
 TOKEN_RE = re.compile(r'id="api-token"[^>]*>(sst_[A-Za-z0-9_-]+)<')
 
 
 def _signed_in(app, clock, totp_secrets, name):
-    c = _client(app)
+    c = client_of(app)
     sign_in(c, clock, name, totp_secrets)
     return c
 
@@ -30,14 +30,14 @@ def test_admin_pages_are_404_for_everyone_else(app, clock, totp_secrets, users):
     assert r.status_code == 404
     assert not get_user_disabled(app, users["bo"])
     assert "Administration" not in anna.get("/").text
-    anon = _client(app)
+    anon = client_of(app)
     assert anon.get("/admin/users").status_code == 302
 
 
 def get_user_disabled(app, uid):
-    from web import _EXT_KEY
+    from web import EXT_KEY
 
-    conn = app.extensions[_EXT_KEY].connect()
+    conn = app.extensions[EXT_KEY].connect()
     try:
         return get_user(conn, uid).disabled
     finally:
@@ -102,7 +102,7 @@ def test_totp_reset_forces_re_enrolment_and_reveals_nothing(app, clock, totp_sec
     row = db.execute("SELECT totp_secret, totp_pending FROM users WHERE id = ?", (users["anna"],)).fetchone()
     assert row["totp_secret"] is None and row["totp_pending"] is None
     assert anna.get("/").status_code == 302  # sessions ended
-    c = _client(app)
+    c = client_of(app)
     r = c.post("/login", data={"csrf_token": csrf_from(c.get("/login").text), "username": "anna",
                                "password": PASSWORD})
     assert r.headers["Location"] == "/enrol-totp"
@@ -123,7 +123,7 @@ def test_api_tokens_admin_scope_only(app, clock, totp_secrets, users, db):
     assert token not in it.get("/admin/tokens").text  # shown once
     assert db.execute("SELECT count(*) FROM api_tokens WHERE token_hash = ?", (token,)).fetchone()[0] == 0
     bearer = {"Authorization": f"Bearer {token}"}
-    anon = _client(app)
+    anon = client_of(app)
     health = anon.get("/api/admin/health", headers=bearer)
     assert health.status_code == 200
     body = health.get_json()
@@ -159,6 +159,6 @@ def test_api_token_dies_with_its_creators_admin_role(app, clock, totp_secrets, u
     it = _signed_in(app, clock, totp_secrets, "it")
     token = _new_token(it)
     bearer = {"Authorization": f"Bearer {token}"}
-    assert _client(app).get("/api/admin/health", headers=bearer).status_code == 200
+    assert client_of(app).get("/api/admin/health", headers=bearer).status_code == 200
     accounts.set_roles(db, users["it"], ["caseworker"], actor="test")
-    assert _client(app).get("/api/admin/health", headers=bearer).status_code == 401
+    assert client_of(app).get("/api/admin/health", headers=bearer).status_code == 401

@@ -10,13 +10,12 @@ import re
 
 import pytest
 
-from appliance.assistant import case_drafts, templates
+from appliance.assistant import case_drafts, drafts, summaries, templates
 from appliance.errors import ApplianceError, NotFound
 from appliance.platform import audit, jobs, retention
 from appliance.platform.db import transaction
 from appliance.recordings import folders
 from appliance.users.accounts import get_user
-from services import case_draft_jobs
 from services.assistant import AssistantWorker
 from tests.test_assistant_chat import LINES, make_recording
 from tests.web_fixtures import csrf_from
@@ -94,7 +93,7 @@ def test_worker_writes_a_bbic_draft_citing_conversation_and_line(ctx, db, users,
     # short statements, one per heading: BBIC has 20 headings and the test checks structure, not prose
     small = ctx.cfg.assistant.model_copy(update={"max_statements_per_heading": 1, "statement_max_chars": 80})
     worker = AssistantWorker(dataclasses.replace(ctx, cfg=ctx.cfg.model_copy(update={"assistant": small})))
-    assert case_draft_jobs.run_once(worker) is True
+    assert worker.run_one(worker.handlers[1]) is True  # the case-draft handler
     d = case_drafts.get(db, user, draft_id)
     assert d.status == "done", d.error
     bbic = templates.get(db, ctx.cfg, "bbic")
@@ -138,7 +137,7 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
         {"text": "Elsa har självmordstankar.", "citations": [2], "status": "unsupported"},
         {"text": f"Läraren säger att {in_b} är trött.", "citations": [school_line - 1], "status": "ok"}]
     with transaction(db):
-        case_drafts.store_result(db, draft_id, case_drafts.content_for(result, d, refs))
+        drafts.store_done(db, case_drafts.TABLE, draft_id, case_drafts.content_for(result, d, refs))
     d = case_drafts.get(db, user, draft_id)
     assert [c.text for c in d.cites([school_line, 2, len(refs)])] == ["B2", "A2", "J2"]
     page = anna.get(f"/drafts/{draft_id}").text
@@ -169,15 +168,15 @@ def test_model_down_fails_the_draft_clearly_and_retry_queues_it_again(ctx, db, u
     draft_id = case_drafts.create(db, user, title="t", recording_ids=[two[0]])
     cfg = ctx.cfg.model_copy(update={"llm": ctx.cfg.llm.model_copy(update={"base_url": dead_llm_url})})
     worker = AssistantWorker(dataclasses.replace(ctx, cfg=cfg))
-    assert case_draft_jobs.run_once(worker) is True
+    assert worker.run_one(worker.handlers[1]) is True  # the case-draft handler
     d = case_drafts.get(db, user, draft_id)
     assert d.status == "failed" and "Språkmodellen svarar inte" in d.error
     with pytest.raises(ApplianceError):
         case_drafts.set_review_state(db, user, draft_id, "granskad")  # nothing to review
     assert case_drafts.retry(db, user, draft_id).status == "queued"
     job = db.execute("SELECT * FROM jobs WHERE kind = 'case_draft' ORDER BY id DESC").fetchone()
-    assert job["state"] == "queued" and case_drafts.for_job(db, job["id"]).id == draft_id
-    assert jobs.claim(db, "w", "summarize", 10, 3) is None  # the summary worker's queue is untouched
+    assert job["state"] == "queued" and job["subject_id"] == str(draft_id)
+    assert jobs.claim(db, "w", summaries.SUMMARIZE, 10, 3) is None  # the summary worker's queue is untouched
 
 
 def test_web_form_validates_and_creates(anna, db, users, two):
@@ -190,7 +189,7 @@ def test_web_form_validates_and_creates(anna, db, users, two):
                                        "recording_id": list(two)})
     assert r.status_code == 303
     draft_id = int(r.headers["Location"].rsplit("/", 1)[1])
-    assert anna.get(f"/drafts/{draft_id}/status").json["status"] == "queued"
+    assert anna.get(f"/drafts/{draft_id}/status").json["drafts"][0]["status"] == "queued"
     page = anna.get(f"/drafts/{draft_id}").text
-    assert "data-poll" in page and "Samtal A" in page and "Samtal B" in page
+    assert "data-draft-poll" in page and "Samtal A" in page and "Samtal B" in page
     assert anna.get("/drafts/999999").status_code == 404 and anna.get("/drafts/abc").status_code == 404

@@ -7,108 +7,16 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import stat
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pyotp
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import free_port, recognised
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
+from tests.conftest import recognised
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
-
-
-class Appliance:
-    """`appliance run` in a subprocess; collects its output to find the printed sign-in."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "run"], cwd=ROOT,
-                                     env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.lines: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str, timeout: float = 120) -> re.Match:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for line in list(self.lines):
-                m = re.search(pattern, line)
-                if m:
-                    return m
-            if self.proc.poll() is not None:
-                raise AssertionError("appliance run exited:\n" + "".join(self.lines))
-            time.sleep(0.2)
-        raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.lines))
-
-    def dev_password(self) -> str:
-        """The dev administrator's one-time password: not printed into this redirected output (issue 18,
-        finding 9) but written to the 0600 file the output names."""
-        path = Path(self.wait_for(r"det står i (\S+)").group(1))
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        password = path.read_text(encoding="utf-8").strip()
-        assert password and not any(password in line for line in self.lines)
-        return password
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def _wait_http(port: int, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("web did not start listening")
-
-
-def llm_port_env() -> dict[str, str]:
-    """`appliance run` also starts the llm unit: give it a free port so parallel runs never collide."""
-    llm_port = free_port()
-    return {"APPLIANCE_LLM__PORT": str(llm_port), "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
-
-
-@pytest.fixture
-def running(tmp_path, model_store):
-    port = free_port()
-    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "2", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
-           **llm_port_env()}
-    app = Appliance(env)
-    try:
-        password = app.dev_password()
-        _wait_http(port)
-        yield f"https://127.0.0.1:{port}", password, app
-    finally:
-        app.stop()
-    log = "".join(app.lines)
-    # No personal data in the logs: neither the spoken words nor the title reach the output.
-    for word in ("Anna", "socialsekreterare", "Hembesök"):
-        assert word not in log, f"{word!r} leaked into the service logs"
 
 
 def test_signin_enrol_upload_read_and_play(running, sv_clip):

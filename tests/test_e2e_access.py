@@ -13,7 +13,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, running  # noqa: F401 - fixture
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 SHOTS = Path(os.environ.get("E2E_SCREENSHOT_DIR", "/tmp"))

@@ -11,9 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import free_port
-from tests.e2e_helpers import first_sign_in
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SECRET_WORDS, appliance_running, first_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -40,22 +38,11 @@ def _wait_audio(page, predicate: str, timeout: float = 20) -> None:
 
 
 def _run(tmp_path, model_store, llm_url: str):
-    port = free_port()
-    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "1", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
-           # a model server elsewhere (the session's llama.cpp server, or a dead port): no llm unit of its own
-           "APPLIANCE_LLM__SERVE": "false", "APPLIANCE_LLM__BASE_URL": llm_url,
-           "APPLIANCE_LLM__CONNECT_TIMEOUT_SECONDS": "3"}
-    app = Appliance(env)
-    try:
-        password = app.dev_password()
-        _wait_http(port)
-        yield f"https://127.0.0.1:{port}", password
-    finally:
-        app.stop()
-    log = "".join(app.lines)
-    for word in ("Anna", "socialsekreterare", "Hembesök", "Vad handlar"):
-        assert word not in log, f"{word!r} leaked into the service logs"
+    # a model server elsewhere (the session's llama.cpp server, or a dead port): no llm unit of its own
+    with appliance_running(tmp_path, model_store, secret_words=(*SECRET_WORDS, "Vad handlar"),
+                           APPLIANCE_LLM__SERVE="false", APPLIANCE_LLM__BASE_URL=llm_url,
+                           APPLIANCE_LLM__CONNECT_TIMEOUT_SECONDS="3") as r:
+        yield r.base, r.password
 
 
 @pytest.fixture

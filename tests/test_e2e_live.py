@@ -20,9 +20,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from appliance.config import load_config
 from appliance.platform.context import open_appliance
-from tests.conftest import free_port, recognised, speak_swedish
-from tests.e2e_helpers import first_sign_in
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
+from tests.conftest import recognised, speak_swedish
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -47,20 +46,9 @@ def mic_wav(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def running(tmp_path, model_store):
-    port = free_port()
-    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "1", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
-           "APPLIANCE_ASR__LEASE_SECONDS": "4", "APPLIANCE_RECORDING__CHUNK_SECONDS": "1.5"}
-    app = Appliance(env)
-    try:
-        password = app.dev_password()
-        _wait_http(port)
-        yield f"https://127.0.0.1:{port}", password, app, env
-    finally:
-        app.stop()
-    log = "".join(app.lines)
-    for word in ("Anna", "socialsekreterare", "Hembesök"):
-        assert word not in log, f"{word!r} leaked into the service logs"
+    with appliance_running(tmp_path, model_store, APPLIANCE_ASR__LEASE_SECONDS="4",
+                           APPLIANCE_RECORDING__CHUNK_SECONDS="1.5") as r:
+        yield r.base, r.password, r.app, r.env
 
 
 def _browser(p, mic: Path):

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e_helpers import first_sign_in
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, first_sign_in
 from tests.test_diarization import dialogue  # noqa: F401 - the two-voice clip fixture
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, running  # noqa: F401 - `appliance run` fixture
 
 pytestmark = pytest.mark.e2e
 
 
 
-def test_speakers_shown_renamed_and_fixed(running, dialogue):  # noqa: F811
+def test_speakers_shown_renamed_and_fixed(running, dialogue):
     base, password, _app = running
     clip, truth = dialogue
     with sync_playwright() as p:

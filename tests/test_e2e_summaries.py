@@ -13,32 +13,19 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import free_port
-from tests.e2e_helpers import first_sign_in
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, Appliance, _wait_http
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def running_with_llm(tmp_path, model_store, llm_server):
-    port = free_port()
-    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-           "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "1", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
-           "APPLIANCE_ASSISTANT__POLL_SECONDS": "0.2", "APPLIANCE_ASSISTANT__MAX_STATEMENTS_PER_HEADING": "2",
-           "APPLIANCE_ASSISTANT__STATEMENT_MAX_CHARS": "90",
-           # the session's llama.cpp server instead of a second one (as when IT points at a server elsewhere)
-           "APPLIANCE_LLM__SERVE": "false", "APPLIANCE_LLM__BASE_URL": llm_server}
-    app = Appliance(env)
-    try:
-        password = app.dev_password()
-        _wait_http(port)
-        yield f"https://127.0.0.1:{port}", password, app
-    finally:
-        app.stop()
-    log = "".join(app.lines)
-    for word in ("Anna", "socialsekreterare", "Hembesök"):  # no transcript or title text in any unit's log
-        assert word not in log, f"{word!r} leaked into the service logs"
+    # the session's llama.cpp server instead of a second one (as when IT points at a server elsewhere)
+    with appliance_running(tmp_path, model_store, APPLIANCE_ASSISTANT__POLL_SECONDS="0.2",
+                           APPLIANCE_ASSISTANT__MAX_STATEMENTS_PER_HEADING="2",
+                           APPLIANCE_ASSISTANT__STATEMENT_MAX_CHARS="90", APPLIANCE_LLM__SERVE="false",
+                           APPLIANCE_LLM__BASE_URL=llm_server) as r:
+        yield r.base, r.password, r.app
 
 
 def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, sv_long_clip):

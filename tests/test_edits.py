@@ -13,10 +13,10 @@ from appliance.platform import audit
 from appliance.ports import Segment
 from appliance.recordings import folders, recordings
 from appliance.transcripts import edits
+from appliance.transcripts.store import replace_segments
 from appliance.users.accounts import get_user
-from services.asr import _store_segments
 from tests.conftest import make_tone
-from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id
+from tests.web_fixtures import client_of, csrf_from, sign_in, uploaded_id
 
 LINES = [(0.0, 2.5, "Vi pratar om utredningen."), (2.5, 5.0, "Mamma berättar om skolan."),
          (5.0, 8.0, "Pappa kommer på torsdag.")]
@@ -32,7 +32,7 @@ def tone(tmp_path_factory):
 @pytest.fixture
 def rid(anna, tone, db):
     rec_id = uploaded_id(anna, tone)
-    _store_segments(db, rec_id, [Segment(s, e, t) for s, e, t in LINES])
+    replace_segments(db, rec_id, [Segment(s, e, t) for s, e, t in LINES])
     db.execute("UPDATE recordings SET status = 'ready', progress = 1 WHERE id = ?", (rec_id,))
     return rec_id
 
@@ -108,7 +108,7 @@ def test_viewer_reads_history_but_cannot_edit(app, anna, rid, clock, totp_secret
     owner = get_user(db, users["anna"])
     folders.share(db, owner, folders.ensure_default(db, owner), users["bo"], "viewer")
     _edit(anna, rid, 0, "Ägarens ändring.")
-    bo = _client(app)
+    bo = client_of(app)
     sign_in(bo, clock, "bo", totp_secrets)
     page = bo.get(f"/recordings/{rid}")
     assert page.status_code == 200 and "Ägarens ändring." in page.text
@@ -123,7 +123,7 @@ def test_viewer_reads_history_but_cannot_edit(app, anna, rid, clock, totp_secret
 
 
 def test_stranger_gets_404_everywhere(app, rid, clock, totp_secrets):
-    bo = _client(app)
+    bo = client_of(app)
     sign_in(bo, clock, "bo", totp_secrets)
     assert bo.get(f"/recordings/{rid}/segments/0/history").status_code == 404
     token = csrf_from(bo.get("/upload").text)
@@ -133,7 +133,7 @@ def test_stranger_gets_404_everywhere(app, rid, clock, totp_secrets):
 def test_edits_survive_re_transcription(anna, rid, db):
     _edit(anna, rid, 1, "Mamma berättar om förskolan.")
     # the asr worker runs the recording again: rows are replaced wholesale, other lines change
-    _store_segments(db, rid, [Segment(0.0, 2.4, "Vi pratar om utredningen nu."),
+    replace_segments(db, rid, [Segment(0.0, 2.4, "Vi pratar om utredningen nu."),
                               Segment(2.4, 5.1, "Mama berätar om skolan."),
                               Segment(5.1, 8.0, "Pappa kommer på torsdag.")])
     texts = _texts(db, rid)

@@ -19,7 +19,7 @@ from appliance.recordings import folders, recordings, reminders
 from appliance.users import access
 from appliance.users.accounts import create_user, get_user
 from tests.conftest import make_tone
-from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
+from tests.web_fixtures import PASSWORD, client_of, csrf_from, sign_in
 
 ROLES = {"anna": ["caseworker"], "bo": ["caseworker"], "chef": ["manager"], "it": ["admin"],
          "ansv": ["responsible"], "itchef": ["admin", "manager"]}
@@ -48,7 +48,7 @@ def signed(app, clock, totp_secrets):
 
     def get(name: str):
         if name not in clients:
-            clients[name] = _client(app)
+            clients[name] = client_of(app)
             sign_in(clients[name], clock, name, totp_secrets)
         return clients[name]
     return get

@@ -20,7 +20,7 @@ from appliance.errors import AuthError
 from appliance.platform.context import init_state
 from appliance.users import accounts
 from tests.conftest import free_port
-from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in
+from tests.web_fixtures import PASSWORD, client_of, csrf_from, sign_in
 from web.auth import SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,8 +146,8 @@ def _assert_hardened(r, *, cacheable: bool = False) -> None:
 
 
 def test_security_headers_on_errors_static_api_and_redirects(app, clock, totp_secrets, users):
-    anon = _client(app)
-    anna = _client(app)
+    anon = client_of(app)
+    anna = client_of(app)
     sign_in(anna, clock, "anna", totp_secrets)
     cases = [
         (anon.get("/does-not-exist"), 404),
@@ -178,7 +178,7 @@ def test_unexpected_errors_are_hardened_too(app, clock, totp_secrets, users, mon
         raise RuntimeError("boom")
 
     monkeypatch.setattr(api_tokens, "authenticate", boom)
-    r = _client(app).get("/api/admin/health", headers={"Authorization": "Bearer sst_x"})
+    r = client_of(app).get("/api/admin/health", headers={"Authorization": "Bearer sst_x"})
     assert r.status_code == 500 and "boom" not in r.text and "Traceback" not in r.text
     _assert_hardened(r)
 
@@ -186,7 +186,7 @@ def test_unexpected_errors_are_hardened_too(app, clock, totp_secrets, users, mon
 # --- sessions ---------------------------------------------------------------------------------------
 
 def test_session_token_rotates_at_every_sign_in_and_dies_at_logout(app, clock, totp_secrets, users, db):
-    c = _client(app)
+    c = client_of(app)
     # A session cookie planted before sign-in (fixation) is not carried over: a fresh token is issued.
     c.set_cookie(SESSION_COOKIE, "planted", domain="localhost", secure=True)
     state_before = c.get_cookie("__Host-state")
@@ -198,13 +198,13 @@ def test_session_token_rotates_at_every_sign_in_and_dies_at_logout(app, clock, t
     sign_in(c, clock, "anna", totp_secrets)
     second = c.get_cookie(SESSION_COOKIE).value
     assert first != second
-    replay = _client(app)
+    replay = client_of(app)
     replay.set_cookie(SESSION_COOKIE, first, domain="localhost", secure=True)
     assert replay.get("/").status_code == 302  # the server forgot the old session
 
 
 def test_absolute_timeout(app, clock, totp_secrets, users):
-    c = _client(app)
+    c = client_of(app)
     sign_in(c, clock, "anna", totp_secrets)
     for _ in range(25):  # active every 25 minutes: never idle, but past the 10-hour limit
         clock.advance(25 * 60)

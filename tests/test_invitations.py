@@ -13,7 +13,7 @@ from appliance.errors import AuthError
 from appliance.platform import audit
 from appliance.users import accounts, invitations
 from tests.test_retention_web import smtp  # noqa: F401 - fixture
-from tests.web_fixtures import SECRET_RE, _client, _make_ctx, csrf_from, sign_in
+from tests.web_fixtures import SECRET_RE, client_of, csrf_from, make_ctx, sign_in
 from web import create_app
 
 LINK_RE = re.compile(r'id="invite-link"[^>]*>https://[^/]+(/invite/[A-Za-z0-9_-]+)<')
@@ -28,7 +28,7 @@ def _invite(it, **fields):
 
 
 def _admin(app, clock, totp_secrets):
-    it = _client(app)
+    it = client_of(app)
     sign_in(it, clock, "it", totp_secrets)
     return it
 
@@ -57,7 +57,7 @@ def test_invitation_flow_password_totp_guidelines(app, clock, totp_secrets, user
     created = audit.entries(db, action="invitation.create")[-1]
     assert created["target"] == f"user:{uid}" and "berit" not in str(created)
 
-    c = _client(app)
+    c = client_of(app)
     page = c.get(path)
     assert page.status_code == 200 and "berit.nilsson" in page.text and 'autocomplete="new-password"' in page.text
     for bad, why in (("kort", "minst 12"), ("Välkommen2024!", "för vanligt"), ("lösenord123456", "för vanligt"),
@@ -70,8 +70,8 @@ def test_invitation_flow_password_totp_guidelines(app, clock, totp_secrets, user
     assert r.status_code == 303 and r.headers["Location"] == "/enrol-totp"
     assert audit.entries(db, action="invitation.accepted")[-1]["actor"] == f"user:{uid}"
     # Single use.
-    assert _client(app).get(path).status_code == 404
-    other = _client(app)
+    assert client_of(app).get(path).status_code == 404
+    other = client_of(app)
     r = other.post(path, data={"csrf_token": csrf_from(other.get("/login").text), "password": GOOD,
                                "password2": GOOD})
     assert r.status_code == 404
@@ -95,7 +95,7 @@ def test_invitation_flow_password_totp_guidelines(app, clock, totp_secrets, user
     u = accounts.get_user(db, uid)
     assert not u.invited and u.guidelines_version == "1" and u.guidelines_accepted_at
     # And the account works for a normal sign-in with the chosen password.
-    c2 = _client(app)
+    c2 = client_of(app)
     r = c2.post("/login", data={"csrf_token": csrf_from(c2.get("/login").text), "username": "berit.nilsson",
                                 "password": GOOD})
     assert r.headers["Location"] == "/totp"
@@ -107,17 +107,17 @@ def test_invitation_expires_and_a_new_link_replaces_the_old(app, clock, totp_sec
     uid = accounts.find_user(db, "berit").id
     clock.advance(73 * 3600)
     it = _admin(app, clock, totp_secrets)
-    assert _client(app).get(path).status_code == 404
+    assert client_of(app).get(path).status_code == 404
     assert "länken har gått ut" in it.get("/admin/users").text
     r = it.post(f"/admin/users/{uid}/reinvite", data={"csrf_token": csrf_from(it.get("/admin/users").text)})
     new_path = LINK_RE.search(r.text).group(1)
-    assert new_path != path and _client(app).get(new_path).status_code == 200
+    assert new_path != path and client_of(app).get(new_path).status_code == 200
     newer = invitations.reinvite(db, app.extensions["samtalsstod.appliance"].cfg, uid, actor="test")
-    assert _client(app).get(new_path).status_code == 404  # replaced
-    assert _client(app).get(f"/invite/{newer}").status_code == 200
+    assert client_of(app).get(new_path).status_code == 404  # replaced
+    assert client_of(app).get(f"/invite/{newer}").status_code == 200
     # Disabled invitees' links do not work.
     accounts.set_disabled(db, uid, True, actor="test")
-    assert _client(app).get(f"/invite/{newer}").status_code == 404
+    assert client_of(app).get(f"/invite/{newer}").status_code == 404
 
 
 def test_invite_form_validation(app, clock, totp_secrets, users):
@@ -131,7 +131,7 @@ def test_invite_form_validation(app, clock, totp_secrets, users):
 
 def test_invitation_mail_holds_the_link_only(tmp_path, smtp, clock):  # noqa: F811 - fixture
     port, received = smtp
-    ctx_ = _make_ctx(tmp_path)
+    ctx_ = make_ctx(tmp_path)
     cfg = ctx_.cfg.model_copy(update={"mail": ctx_.cfg.mail.model_copy(update={
         "enabled": True, "smtp_host": "127.0.0.1", "smtp_port": port})})
     with closing(ctx_.connect()) as conn:
@@ -167,13 +167,13 @@ def test_password_policy_unit():
 
 
 def test_new_guidelines_version_forces_re_acceptance(tmp_path, clock, totp_secrets):
-    ctx_ = _make_ctx(tmp_path)
+    ctx_ = make_ctx(tmp_path)
     with closing(ctx_.connect()) as conn:
         accounts.create_user(conn, "anna", ["caseworker"], password=GOOD)
     app1 = create_app(ctx_, {"TESTING": True})
     from tests import test_web
 
-    c = _client(app1)
+    c = client_of(app1)
     orig = test_web.PASSWORD
     test_web.PASSWORD = GOOD
     try:

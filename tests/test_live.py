@@ -9,33 +9,23 @@ import wave
 import numpy as np
 import pytest
 
-from appliance.config import load_config
 from appliance.errors import NotFound
 from appliance.platform import audit
-from appliance.platform.context import init_state
 from appliance.recordings import live, recordings
 from appliance.recordings.audio import decode_audio
 from appliance.users import accounts
+from tests.web_fixtures import make_ctx
 
 RATE = live.SAMPLE_RATE
 
 
 def _ctx(tmp_path, **recording):
-    env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state")}
-    env.update({f"APPLIANCE_RECORDING__{k.upper()}": str(v) for k, v in recording.items()})
-    return init_state(load_config(environ=env))
+    return make_ctx(tmp_path, "recording", **recording)
 
 
 @pytest.fixture
-def ctx(tmp_path):
-    return _ctx(tmp_path)
-
-
-@pytest.fixture
-def conn(ctx):
-    c = ctx.connect()
-    yield c
-    c.close()
+def conn(db):
+    return db  # tests/web_fixtures.py: a connection to the `ctx` fixture's fresh state
 
 
 @pytest.fixture

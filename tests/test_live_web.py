@@ -10,7 +10,7 @@ import numpy as np
 
 from appliance.platform import audit
 from appliance.recordings import live
-from tests.web_fixtures import _client, _make_ctx, csrf_from, sign_in, token_for
+from tests.web_fixtures import client_of, csrf_from, make_ctx, sign_in, token_for
 from web import create_app
 
 RATE = live.SAMPLE_RATE
@@ -63,14 +63,14 @@ def test_leaflet_is_plain_swedish_and_printable(anna):
 
 
 def test_disk_almost_full_refuses_with_a_clear_message(tmp_path, users, clock, totp_secrets):
-    ctx = _make_ctx(tmp_path / "full")
+    ctx = make_ctx(tmp_path / "full")
     ctx = type(ctx)(ctx.cfg.model_copy(update={"recording": ctx.cfg.recording.model_copy(
         update={"min_free_mb": 10**9})}), ctx.master_key, ctx.blobs)
     from appliance.users.accounts import create_user
     conn = ctx.connect()
     create_user(conn, "cw", ["caseworker"], password="rätt-häst-batteri-häftapparat")
     app = create_app(ctx, {"TESTING": True})
-    c = _client(app)
+    c = client_of(app)
     sign_in(c, clock, "cw", totp_secrets)
     r = _new(c)
     assert r.status_code == 400 and "ledigt lagringsutrymme" in r.text
@@ -119,7 +119,7 @@ def test_chunks_pause_stop_and_feed(anna, app, db, ctx):
 
 def test_others_get_404_and_bad_ids_change_nothing(anna, app, clock, totp_secrets, db):
     rid = _rid(_new(anna))
-    bo = _client(app)
+    bo = client_of(app)
     sign_in(bo, clock, "bo", totp_secrets)
     token = csrf_from(bo.get("/upload").text)
     assert _chunk(bo, rid, 0, tone(1), token).status_code == 404

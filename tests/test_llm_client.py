@@ -102,11 +102,11 @@ def test_llm_unit_refuses_a_lan_address(tmp_path):
 
 
 def test_doctor_checks_the_model_server(llm_server, dead_llm_url, tmp_path):
-    from provisioning.doctor import _llm
+    from provisioning.doctor import check_llm
 
-    ok = _llm(load_config(environ=llm_env(llm_server)))
+    ok = check_llm(load_config(environ=llm_env(llm_server)))
     assert ok.ok and not ok.warning and "gemma-3-270m-q4_k_m" in ok.message
-    down = _llm(load_config(environ=llm_env(dead_llm_url)))
+    down = check_llm(load_config(environ=llm_env(dead_llm_url)))
     assert down.warning and "does not answer" in down.message and "appliance-llm" in down.hint
-    wrong = _llm(load_config(environ=llm_env(llm_server, APPLIANCE_LLM__MODEL="annan-modell")))
+    wrong = check_llm(load_config(environ=llm_env(llm_server, APPLIANCE_LLM__MODEL="annan-modell")))
     assert wrong.warning and "not annan-modell" in wrong.message

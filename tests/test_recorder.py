@@ -32,7 +32,7 @@ from appliance.users import accounts
 from services import alsa
 from services.alsa import Capture
 from tests.conftest import recognised, speak_swedish
-from tests.web_fixtures import PASSWORD, FakeClock, _client, csrf_from, sign_in
+from tests.web_fixtures import PASSWORD, FakeClock, client_of, csrf_from, sign_in
 from web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,7 +238,7 @@ def test_capture_keeps_what_it_had_when_the_device_dies(mic):
 
 
 def test_desk_sink_stores_through_live_and_ends_at_the_maximum_length(tmp_path):
-    from services.recorder import DeskSink, _Ended
+    from services.recorder import CaptureEnded, DeskSink
 
     ctx = init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"),
                                           "APPLIANCE_RECORDING__MAX_MINUTES": "1",
@@ -251,7 +251,7 @@ def test_desk_sink_stores_through_live_and_ends_at_the_maximum_length(tmp_path):
     sink.chunk(0, half_minute)
     sink.paused(1)
     sink.resumed(1)
-    with pytest.raises(_Ended):  # the recorder's capture ends there, cleanly
+    with pytest.raises(CaptureEnded):  # the recorder's capture ends there, cleanly
         sink.chunk(1, half_minute)
     with closing(ctx.connect()) as conn:
         session = live.session(conn, rid)
@@ -308,7 +308,7 @@ class Box:
         with closing(self.ctx.connect()) as conn:
             self.user = accounts.create_user(conn, "anna", ["caseworker"], password=PASSWORD)[0]
         self.app = create_app(self.ctx, {"TESTING": True})
-        self.client = _client(self.app)
+        self.client = client_of(self.app)
         sign_in(self.client, FakeClock(), "anna", {})
         self.log = tmp / "recorder.log"
         self.proc: subprocess.Popen | None = None

@@ -19,7 +19,7 @@ from appliance.platform.context import init_state
 from appliance.recordings import reminders
 from appliance.users import accounts
 from tests.conftest import free_port, make_tone
-from tests.web_fixtures import PASSWORD, _client, csrf_from, sign_in, uploaded_id
+from tests.web_fixtures import PASSWORD, client_of, csrf_from, sign_in, uploaded_id
 from web import create_app
 
 
@@ -30,7 +30,7 @@ def test_delete_needs_confirmation_and_removes_everything(anna, app, clock, ctx,
     assert anna.post(f"/recordings/{rid}/delete").status_code == 400  # no CSRF token: nothing happens
     assert db.execute("SELECT count(*) FROM recordings").fetchone()[0] == 1
 
-    bo = _client(app)
+    bo = client_of(app)
     sign_in(bo, clock, "bo", totp_secrets)
     assert bo.get(f"/recordings/{rid}/delete").status_code == 404
     r = bo.post(f"/recordings/{rid}/delete", data={"csrf_token": csrf_from(bo.get("/upload").text)})
@@ -87,7 +87,7 @@ def test_reminder_banner_on_the_list(tmp_path, sv_clip, clock, totp_secrets):
     with closing(ctx_.connect()) as conn:
         accounts.create_user(conn, "anna", ["caseworker"], password=PASSWORD)
     web_app = create_app(ctx_, {"TESTING": True})
-    client = _client(web_app)
+    client = client_of(web_app)
     sign_in(client, clock, "anna", totp_secrets)
     rid = uploaded_id(client, sv_clip)
     assert 'id="purge-reminder"' not in client.get("/").text  # made now: goes at a later purge
@@ -146,12 +146,12 @@ def test_reminder_mail_has_counts_and_a_link_only(tmp_path, smtp, tone_bytes):
 
 
 def test_admin_sees_overdue_purge_banner(app, clock, db, totp_secrets):
-    it = _client(app)
+    it = client_of(app)
     sign_in(it, clock, "it", totp_secrets)
     assert 'id="purge-overdue"' not in it.get("/").text
     db.execute("UPDATE users SET created_at = created_at - 8 * 86400")  # installed 8 days ago, never purged
     assert 'id="purge-overdue"' in it.get("/").text
-    anna_client = _client(app)
+    anna_client = client_of(app)
     sign_in(anna_client, clock, "anna", totp_secrets)
     assert 'id="purge-overdue"' not in anna_client.get("/").text  # caseworkers are not bothered with it
 

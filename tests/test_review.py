@@ -8,12 +8,10 @@ from datetime import datetime
 
 import pytest
 
-from appliance.config import load_config
 from appliance.platform import audit
-from appliance.platform.context import init_state
 from appliance.recordings import recordings
 from appliance.users.accounts import create_user, get_user
-from tests.web_fixtures import PASSWORD, FakeClock, _client, sign_in
+from tests.web_fixtures import PASSWORD, FakeClock, client_of, sign_in
 from web import create_app
 from web.review import TZ
 
@@ -28,18 +26,6 @@ def clock(monkeypatch) -> FakeClock:
     c = FakeClock()
     monkeypatch.setattr(core_clock, "now", c.now)
     return c
-
-
-@pytest.fixture
-def ctx(tmp_path):
-    return init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state")}))
-
-
-@pytest.fixture
-def db(ctx):
-    conn = ctx.connect()
-    yield conn
-    conn.close()
 
 
 @pytest.fixture
@@ -75,7 +61,7 @@ def app(ctx, users, clock):
 
 @pytest.fixture
 def rita(app, clock):
-    c = _client(app)
+    c = client_of(app)
     sign_in(c, clock, "rita", {})
     return c
 
@@ -138,11 +124,11 @@ def test_random_sample(rita, history, db):
 
 def test_only_responsible_users_may_open_it(app, clock, history, users):
     for name in ("anna", "it"):
-        c = _client(app)
+        c = client_of(app)
         sign_in(c, clock, name, {})
         assert c.get("/review").status_code == 404
         assert "Logguppföljning" not in c.get("/").text  # no nav link either
-    anonymous = _client(app).get("/review")
+    anonymous = client_of(app).get("/review")
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
 
 

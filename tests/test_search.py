@@ -17,12 +17,12 @@ from appliance.platform.context import init_state
 from appliance.ports import Segment
 from appliance.recordings import folders, recordings
 from appliance.transcripts import search
+from appliance.transcripts.store import replace_segments
 from appliance.users import accounts
 from appliance.users.accounts import get_user
-from services.asr import _store_segments
 from tests.conftest import make_tone
 from tests.test_retention import FRI_18, MON_9, THU_10
-from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id
+from tests.web_fixtures import client_of, csrf_from, sign_in, uploaded_id
 
 ANNA_LINES = [
     (0.0, 4.0, "Vi har fått en orosanmälan från skolan om pojken."),
@@ -41,7 +41,7 @@ def tone(tmp_path_factory):
 
 
 def _ready(db, rid: str, lines) -> str:
-    _store_segments(db, rid, [Segment(s, e, t) for s, e, t in lines])
+    replace_segments(db, rid, [Segment(s, e, t) for s, e, t in lines])
     db.execute("UPDATE recordings SET status = 'ready', progress = 1 WHERE id = ?", (rid,))
     return rid
 
@@ -53,7 +53,7 @@ def anna_rid(anna, tone, db):
 
 @pytest.fixture
 def bo(app, clock, totp_secrets):
-    c = _client(app)
+    c = client_of(app)
     sign_in(c, clock, "bo", totp_secrets)
     return c
 
@@ -188,7 +188,7 @@ def test_fuzz_the_query_box_never_500(anna, anna_rid):
 
 
 def test_content_role_needed(app, clock, totp_secrets, anna_rid):
-    it = _client(app)
+    it = client_of(app)
     sign_in(it, clock, "it", totp_secrets)
     r = it.get("/search", query_string={"q": "utredning"})
     assert "orosanmälan" not in r.text and "behörighet" in r.text

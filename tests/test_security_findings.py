@@ -14,7 +14,7 @@ from appliance.recordings import folders, recordings
 from appliance.users import accounts
 from appliance.users.accounts import create_user, get_user
 from tests.conftest import make_tone
-from tests.web_fixtures import PASSWORD, SECRET_RE, _client, csrf_from, password_step, sign_in, token_for
+from tests.web_fixtures import PASSWORD, SECRET_RE, client_of, csrf_from, password_step, sign_in, token_for
 from web.auth import SESSION_COOKIE
 
 HUGE = "99999999999999999999999"  # past SQLite's 64-bit INTEGER range
@@ -35,7 +35,7 @@ def world(app, db, ctx, users, clock, totp_secrets, tmp_path):
                                         data=make_tone(tmp_path / "t.wav", 0.3).read_bytes(), folder_id=fid)
     clients = {}
     for name in ("anna", "chef", "bo"):
-        clients[name] = _client(app)
+        clients[name] = client_of(app)
         sign_in(clients[name], clock, name, totp_secrets)
     return {"fid": fid, "rid": rid, "chef_id": chef.id, **clients}
 
@@ -88,7 +88,7 @@ def test_finding1_the_owner_moves_and_stays_owner_wherever_it_lies(world, db, us
                                  "https://evil.example/", "//evil.example/", "/\\evil.example/", "/%5Cevil.example",
                                  "%2F%2Fevil.example", "javascript:alert(1)", "/%20/evil.example/"])
 def test_finding2_no_open_redirect_after_sign_in(app, clock, users, totp_secrets, nxt):
-    client = _client(app)
+    client = client_of(app)
     sign_in(client, clock, "anna", totp_secrets)  # enrol once
     client.post("/logout", data={"csrf_token": token_for(client, "/")})
     page = client.get(f"/login?next={nxt}")
@@ -105,7 +105,7 @@ def test_finding2_no_open_redirect_after_sign_in(app, clock, users, totp_secrets
 
 
 def test_finding2_a_same_site_next_still_works(app, clock, users, totp_secrets):
-    client = _client(app)
+    client = client_of(app)
     sign_in(client, clock, "anna", totp_secrets)
     client.post("/logout", data={"csrf_token": token_for(client, "/")})
     r = client.post("/login?next=/search%3Fq%3Dskola", data={"csrf_token": token_for(client), "username": "anna",
@@ -117,7 +117,7 @@ def test_finding2_a_same_site_next_still_works(app, clock, users, totp_secrets):
 
 
 def test_finding4_preauth_state_cookie_is_single_use(app, clock, users, totp_secrets):
-    victim = _client(app)
+    victim = client_of(app)
     sign_in(victim, clock, "anna", totp_secrets)
     victim.post("/logout", data={"csrf_token": token_for(victim, "/")})
     assert password_step(victim, "anna").status_code == 303
@@ -128,7 +128,7 @@ def test_finding4_preauth_state_cookie_is_single_use(app, clock, users, totp_sec
                                    "code": pyotp.TOTP(totp_secrets["anna"]).at(clock.now())})
     assert r.status_code == 303 and victim.get_cookie(SESSION_COOKIE) is not None
     # The attacker replays the copy with the next code, within the five minutes: no sign-in.
-    attacker = _client(app)
+    attacker = client_of(app)
     attacker.set_cookie("__Host-state", copied, domain="localhost", secure=True, path="/")
     clock.advance(31)
     r = attacker.get("/totp")
@@ -141,7 +141,7 @@ def test_finding4_preauth_state_cookie_is_single_use(app, clock, users, totp_sec
 
 
 def test_finding4_preauth_nonce_lives_on_the_server_only_five_minutes(app, clock, users, totp_secrets, db):
-    client = _client(app)
+    client = client_of(app)
     sign_in(client, clock, "anna", totp_secrets)
     client.post("/logout", data={"csrf_token": token_for(client, "/")})
     password_step(client, "anna")
@@ -152,7 +152,7 @@ def test_finding4_preauth_nonce_lives_on_the_server_only_five_minutes(app, clock
 
 
 def test_finding5_admin_cannot_give_themselves_responsible_or_content_roles(app, clock, users, totp_secrets, db):
-    it = _client(app)
+    it = client_of(app)
     sign_in(it, clock, "it", totp_secrets)
     for extra in ("role_responsible", "role_caseworker", "role_manager"):
         r = _post(it, f"/admin/users/{users['it']}/roles", {"role_admin": "on", extra: "on"}, "/admin/users")
@@ -174,7 +174,7 @@ def test_finding5_admin_cannot_give_themselves_responsible_or_content_roles(app,
 
 def test_finding5_the_dev_box_combined_account_says_so(app, clock, db, totp_secrets):
     create_user(db, "dev", ["admin", "caseworker"], password=PASSWORD, allow_combined=True)
-    client = _client(app)
+    client = client_of(app)
     sign_in(client, clock, "dev", totp_secrets)
     page = client.get("/").text
     assert 'id="combined-roles"' in page and "Utvecklingskonto" in page
@@ -184,7 +184,7 @@ def test_finding5_the_dev_box_combined_account_says_so(app, clock, db, totp_secr
 
 def test_finding6_huge_integer_ids_are_a_404_and_audited(world, app, clock, totp_secrets, db, users):
     anna, rid = world["anna"], world["rid"]
-    it = _client(app)
+    it = client_of(app)
     sign_in(it, clock, "it", totp_secrets)
     page = f"/recordings/{rid}"
     probes = [
@@ -231,7 +231,7 @@ def test_finding6_header_injection_never_reaches_a_redirect(anna):
 
 
 def test_finding7_throttled_attempts_and_locks_are_audited(app, db, users, clock):
-    client = _client(app)
+    client = client_of(app)
     for _ in range(8):
         client.post("/login", data={"csrf_token": token_for(client), "username": "bo", "password": "fel-lösenord-1"})
     subject = f"user:{users['bo']}"
@@ -248,7 +248,7 @@ def test_finding7_throttled_attempts_and_locks_are_audited(app, db, users, clock
 
 def test_finding7_throttled_totp_codes_are_audited_and_a_password_reset_unlocks(app, db, users, clock,
                                                                                 totp_secrets):
-    client = _client(app)
+    client = client_of(app)
     sign_in(client, clock, "bo", totp_secrets)
     client.post("/logout", data={"csrf_token": token_for(client, "/")})
     password_step(client, "bo")
@@ -265,14 +265,14 @@ def test_finding7_throttled_totp_codes_are_audited_and_a_password_reset_unlocks(
 
 def test_finding4_enrolment_step_is_single_use_too(app, db, clock):
     create_user(db, "ny", ["caseworker"], password=PASSWORD)
-    client = _client(app)
+    client = client_of(app)
     password_step(client, "ny")
     copied = client.get_cookie("__Host-state").value
     page = client.get("/enrol-totp").text
     secret = SECRET_RE.search(page).group(1).replace(" ", "")
     r = client.post("/enrol-totp", data={"csrf_token": csrf_from(page), "code": pyotp.TOTP(secret).at(clock.now())})
     assert r.status_code == 303
-    replay = _client(app)
+    replay = client_of(app)
     replay.set_cookie("__Host-state", copied, domain="localhost", secure=True, path="/")
     assert replay.get("/enrol-totp").status_code == 302
 

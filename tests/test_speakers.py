@@ -12,10 +12,10 @@ from appliance.platform import audit
 from appliance.ports import Segment, Transcript, TranscriptInfo
 from appliance.recordings import folders, recordings
 from appliance.transcripts import speakers
+from appliance.transcripts.store import replace_segments
 from appliance.users.accounts import get_user
-from services.asr import _store_segments
 from tests.conftest import make_tone
-from tests.web_fixtures import _client, csrf_from, sign_in, uploaded_id
+from tests.web_fixtures import client_of, csrf_from, sign_in, uploaded_id
 
 LINES = [(0.0, 2.5, "Välkommen hit, vi ska prata om skolan.", 1),
          (2.5, 5.0, "Han har svårt att sova.", 2),
@@ -32,7 +32,7 @@ def tone(tmp_path_factory):
 
 def _store(db, rid: str, lines) -> None:
     """What the asr worker writes: segment rows, then the machine's speakers (transcripts.speakers.store_machine)."""
-    _store_segments(db, rid, [Segment(s, e, t) for s, e, t, _ in lines])
+    replace_segments(db, rid, [Segment(s, e, t) for s, e, t, _ in lines])
     transcript = Transcript(TranscriptInfo("sv", 8.0), [Segment(s, e, t, speaker=n) for s, e, t, n in lines],
                             diarization="done", speakers=2)
     speakers.store_machine(db, rid, transcript)
@@ -130,7 +130,7 @@ def test_viewer_sees_speakers_but_cannot_change_them(app, anna, rid, clock, totp
     owner = get_user(db, users["anna"])
     folders.share(db, owner, folders.ensure_default(db, owner), users["bo"], "viewer")
     _rename(anna, rid, 1, "Handläggare")
-    bo = _client(app)
+    bo = client_of(app)
     sign_in(bo, clock, "bo", totp_secrets)
     page = bo.get(f"/recordings/{rid}").text
     assert ">Handläggare<" in page and "speaker-name-form" not in page and "seg-speaker-form" not in page
@@ -144,7 +144,7 @@ def test_viewer_sees_speakers_but_cannot_change_them(app, anna, rid, clock, totp
 
 
 def test_stranger_gets_404(app, rid, clock, totp_secrets, db):
-    bo = _client(app)
+    bo = client_of(app)
     sign_in(bo, clock, "bo", totp_secrets)
     token = csrf_from(bo.get("/upload").text)
     assert bo.post(f"/recordings/{rid}/speakers/1/name", data={"csrf_token": token, "name": "X"}).status_code == 404
@@ -181,7 +181,7 @@ def test_everything_goes_with_the_recording(anna, rid, db, ctx, users):
 
 def test_a_failed_diarization_is_said_on_the_page(anna, tone, db):
     rec_id = uploaded_id(anna, tone)
-    _store_segments(db, rec_id, [Segment(0.0, 2.0, "En rad utan talare.")])
+    replace_segments(db, rec_id, [Segment(0.0, 2.0, "En rad utan talare.")])
     speakers.store_machine(db, rec_id, Transcript(TranscriptInfo("sv", 2.0), [Segment(0.0, 2.0, "x")],
                                                   diarization="failed"))
     db.execute("UPDATE recordings SET status = 'ready' WHERE id = ?", (rec_id,))

@@ -22,8 +22,8 @@ from appliance.platform import audit
 from appliance.platform.context import init_state
 from appliance.ports import Segment
 from appliance.recordings import recordings
+from appliance.transcripts.store import replace_segments
 from appliance.users.accounts import get_user
-from services.asr import _store_segments
 from services.assistant import AssistantWorker
 from tests.conftest import ROOT, make_tone
 from tests.llm_fixtures import llm_env
@@ -189,7 +189,7 @@ def tone(tmp_path_factory):
 @pytest.fixture
 def rid(anna, tone, db):
     rec_id = uploaded_id(anna, tone)
-    _store_segments(db, rec_id, [Segment(i * 4.0, i * 4.0 + 3.5, t) for i, t in enumerate(LINES)])
+    replace_segments(db, rec_id, [Segment(i * 4.0, i * 4.0 + 3.5, t) for i, t in enumerate(LINES)])
     db.execute("UPDATE recordings SET status = 'ready', progress = 1 WHERE id = ?", (rec_id,))
     return rec_id
 
@@ -210,10 +210,10 @@ def test_summary_through_the_page_worker_and_review_gate(anna, rid, db, ctx, use
     r = _ask(anna, rid, reveal="1")
     assert r.status_code == 303 and "#summary-" in r.headers["Location"]
     sid = int(r.headers["Location"].rsplit("-", 1)[1])
-    status = anna.get(f"/recordings/{rid}/summaries/status").json["summaries"]
+    status = anna.get(f"/recordings/{rid}/summaries/status").json["drafts"]
     assert status[0]["status"] == "queued" and "content" not in status[0]
     page = anna.get(f"/recordings/{rid}").text
-    assert 'data-poll="/recordings/' in page and "/static/summaries.js" in page
+    assert 'data-draft-poll="/recordings/' in page and "/static/drafts.js" in page
 
     assert AssistantWorker(ctx).run_once()
     s = summaries.get_summary(db, me, rid, sid)
@@ -256,7 +256,7 @@ def test_llm_down_fails_clearly_and_retry_works(anna, rid, db, ctx, users, dead_
     assert AssistantWorker(dead).run_once()
     page = anna.get(f"/recordings/{rid}").text
     assert "Språkmodellen svarar inte just nu" in page and "Försök igen" in page
-    assert anna.get(f"/recordings/{rid}/summaries/status").json["summaries"][0]["status"] == "failed"
+    assert anna.get(f"/recordings/{rid}/summaries/status").json["drafts"][0]["status"] == "failed"
 
     _post(anna, rid, "retry", summary_id=sid)
     slow = init_state(load_config(environ={"APPLIANCE_PATHS__STATE_DIR": str(ctx.cfg.paths.state_dir),
@@ -326,9 +326,9 @@ def test_numbered_segments_follow_edits(anna, rid, db, users):
 
 
 def test_admin_templates_page(app, clock, totp_secrets, anna):
-    from tests.web_fixtures import _client, sign_in
+    from tests.web_fixtures import client_of, sign_in
 
-    it = _client(app)
+    it = client_of(app)
     sign_in(it, clock, "it", totp_secrets)
     assert anna.get("/admin/templates").status_code == 404
     page = it.get("/admin/templates").text

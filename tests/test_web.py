@@ -21,9 +21,9 @@ from appliance.users.accounts import create_user
 from tests.web_fixtures import (
     PASSWORD,
     SECRET_RE,
-    _make_ctx,
     counts,
     csrf_from,
+    make_ctx,
     password_step,
     sign_in,
     token_for,
@@ -158,7 +158,7 @@ def test_totp_step_needs_a_fresh_password_step(app, client, clock):
 
 
 def test_wrong_passwords_lock_the_account(tmp_path, clock):
-    ctx = _make_ctx(tmp_path, login_max_failures=3, login_lockout_minutes=10)
+    ctx = make_ctx(tmp_path, login_max_failures=3, login_lockout_minutes=10)
     conn = ctx.connect()
     create_user(conn, "anna", ["caseworker"], password=PASSWORD)
     app = create_app(ctx)
@@ -310,7 +310,7 @@ def test_bad_uploads_are_refused_and_leave_nothing(anna, sv_clip, db, ctx, case)
 
 
 def test_oversize_upload_gets_a_clear_413(tmp_path, clock, sv_clip):
-    ctx = _make_ctx(tmp_path, max_upload_mb=1)
+    ctx = make_ctx(tmp_path, max_upload_mb=1)
     conn = ctx.connect()
     create_user(conn, "anna", ["caseworker"], password=PASSWORD)
     app = create_app(ctx)

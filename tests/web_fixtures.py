@@ -43,15 +43,16 @@ def clock(monkeypatch) -> FakeClock:
     return c
 
 
-def _make_ctx(tmp_path: Path, **web: object):
+def make_ctx(tmp_path: Path, section: str = "web", **settings: object):
+    """A fresh state dir under `tmp_path`, with `settings` of one config section (default [web])."""
     env = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state")}
-    env.update({f"APPLIANCE_WEB__{k.upper()}": str(v) for k, v in web.items()})
+    env.update({f"APPLIANCE_{section.upper()}__{k.upper()}": str(v) for k, v in settings.items()})
     return init_state(load_config(environ=env))
 
 
 @pytest.fixture
 def ctx(tmp_path):
-    return _make_ctx(tmp_path)
+    return make_ctx(tmp_path)
 
 
 @pytest.fixture
@@ -75,13 +76,13 @@ def app(ctx, users, clock):
     return create_app(ctx, {"TESTING": True})
 
 
-def _client(app):
+def client_of(app):
     return app.test_client()  # https://localhost (PREFERRED_URL_SCHEME): __Host- cookies need Secure
 
 
 @pytest.fixture
 def client(app):
-    return _client(app)
+    return client_of(app)
 
 
 def csrf_from(html: str) -> str:
@@ -128,7 +129,7 @@ def totp_secrets() -> dict[str, str]:
 
 @pytest.fixture
 def anna(app, clock, totp_secrets):
-    c = _client(app)
+    c = client_of(app)
     sign_in(c, clock, "anna", totp_secrets)
     return c
 

@@ -23,11 +23,11 @@ csrf = CSRFProtect()
 
 SECRET_NAME = "flask_secret_key"  # noqa: S105 - a row name, not a secret
 STATE_COOKIE = "__Host-state"  # Flask's signed cookie: CSRF token, flash messages, pre-auth step
-_EXT_KEY = "samtalsstod.appliance"
+EXT_KEY = "samtalsstod.appliance"
 
 
 def appliance() -> Appliance:
-    return current_app.extensions[_EXT_KEY]
+    return current_app.extensions[EXT_KEY]
 
 
 def db() -> Connection:
@@ -63,7 +63,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     web_cfg = app_ctx.cfg.web
 
     app = Flask(__name__)
-    app.extensions[_EXT_KEY] = app_ctx
+    app.extensions[EXT_KEY] = app_ctx
     app.config.update(
         SECRET_KEY=_load_secret_key(app_ctx),
         SESSION_COOKIE_NAME=STATE_COOKIE,

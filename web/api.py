@@ -12,6 +12,7 @@ import shutil
 from flask import Blueprint, g, jsonify, request
 
 from appliance.platform import audit, retention
+from appliance.platform import jobs as job_queue
 from appliance.users import accounts, api_tokens
 from web import appliance, csrf, db
 
@@ -48,9 +49,8 @@ def _authenticate():
 def health():
     conn = db()
     cfg = appliance().cfg
-    jobs = {state: 0 for state in ("queued", "running", "done", "failed")}
-    for row in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state"):
-        jobs[row[0]] = row[1]
+    counts = job_queue.counts_by_state(conn)
+    jobs = {state: counts.get(state, 0) for state in ("queued", "running", "done", "failed")}
     usage = shutil.disk_usage(cfg.paths.state_dir)
     return jsonify(
         jobs=jobs,

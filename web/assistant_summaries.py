@@ -1,7 +1,7 @@
 """Summaries on a recording's page and the office's templates (admin).
 
 `POST /recordings/<rec_id>/summaries` queues a summary under a template (the assistant worker writes it);
-the page polls `GET /recordings/<rec_id>/summaries/status` (static/summaries.js: progress, then a reload when
+the page polls `GET /recordings/<rec_id>/summaries/status` (static/drafts.js: progress, then a reload when
 it is done or failed) and shows each summary with its citations as links that jump the player (the
 `a[data-seek]` handler in static/chat.js) and the grounding checker's flags. A failure (model down or too
 slow) shows its message and a retry button. The review gate (utkast → granskad → överförd) and the copy
@@ -16,12 +16,13 @@ from __future__ import annotations
 from flask import Blueprint, Flask, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
 from appliance.assistant import summaries, templates
-from appliance.assistant.grounding import STATUS_TEXT
 from appliance.errors import ApplianceError
 from web import appliance, db
 from web.auth import login_required
+from web.drafts_view import Cite, DraftView, draft_view
 from web.errors import change_and_flash
 from web.i18n import _
+from web.views import clock_time
 
 bp = Blueprint("summaries", __name__)
 
@@ -46,7 +47,7 @@ def create(rec_id: str):
 @login_required
 def status(rec_id: str):
     """Job state and progress of the recording's summaries (no content): what the page polls."""
-    return jsonify(summaries=[s.status_json() for s in summaries.list_summaries(db(), g.user, rec_id)])
+    return jsonify(drafts=[s.status_json() for s in summaries.list_summaries(db(), g.user, rec_id)])
 
 
 @bp.post("/recordings/<rec_id>/summaries/review")
@@ -85,18 +86,19 @@ def retry(rec_id: str):
 
 # --- the recording page's panel --------------------------------------------------------------------
 
-def _view(summary: summaries.Summary, by_number: dict) -> dict:
-    """A summary for the template: statements with citations resolved to transcript lines (idx, start)."""
-    sections = []
-    for section in (summary.content or {}).get("sections", []):
-        stmts = []
-        for s in section["statements"]:
-            cites = [{"number": n, "idx": by_number[n].idx if n in by_number else None,
-                      "start": by_number[n].start if n in by_number else 0.0} for n in s["citations"]]
-            stmts.append({**s, "citations": cites, "flagged": s["status"] != "ok",
-                          "status_text": STATUS_TEXT.get(s["status"], s["status"])})
-        sections.append({"heading": section["heading"], "statements": stmts})
-    return {"s": summary, "sections": sections}
+def _view(rec, summary: summaries.Summary, by_number: dict) -> DraftView:
+    """A summary for the page: a reviewed draft whose citations are lines of this recording's transcript."""
+    def resolve(numbers) -> list[Cite]:
+        return [Cite(str(n), f"#seg-{by_number[n].idx}", by_number[n].start,
+                     _("Rad %(n)d vid %(t)s", n=n, t=clock_time(by_number[n].start)))
+                if n in by_number else Cite(str(n), None, None, _("Rad %(n)d finns inte", n=n))
+                for n in numbers]
+
+    return draft_view(summary, "summary", summary.content, resolve,
+                      review_url=url_for("summaries.review", rec_id=rec.id),
+                      retry_url=url_for("summaries.retry", rec_id=rec.id),
+                      edit_url=url_for("summaries.edit", rec_id=rec.id), can_edit=rec.can_edit,
+                      fields={"summary_id": summary.id}, text_id=f"summary-text-{summary.id}", level=4)
 
 
 def assistant_summaries(rec, segments) -> dict:
@@ -104,7 +106,7 @@ def assistant_summaries(rec, segments) -> dict:
     conn = db()
     by_number = {s.idx + 1: s for s in segments}
     items = summaries.list_summaries(conn, g.user, rec.id)
-    return {"items": [_view(s, by_number) for s in items],
+    return {"items": [_view(rec, s, by_number) for s in items],
             "templates": templates.available(conn, appliance().cfg), "review_states": summaries.REVIEW_STATES,
             "pending": any(s.status in ("queued", "running") for s in items)}
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance.assistant import case_drafts, summarize
+from appliance.assistant import case_drafts
 from appliance.errors import ApplianceError, NotFound
 from web import db
 from web.auth import login_required
+from web.drafts_view import Cite, draft_view
 from web.errors import change_and_flash
 from web.i18n import _
 
@@ -62,15 +63,26 @@ def new():
 def draft(draft_id: str):
     conn = db()
     d = case_drafts.get(conn, g.user, draft_id)  # NotFound → 404 (audited per source)
-    content = case_drafts.readable(conn, d)
-    return render_template("draft.html", d=d, content=content,
-                           text=summarize.plain_text(content) if content else "")
+    v = draft_view(d, "case_draft", case_drafts.readable(conn, d), lambda numbers: _cites(d, numbers),
+                   review_url=url_for("drafts.review", draft_id=d.id), retry_url=url_for("drafts.retry", draft_id=d.id),
+                   text_id="draft-text",
+                   help=_("Källorna anges som samtal och rad: A12 är rad 12 i samtal A (klicka för att lyssna), J2 är "
+                          "stycke 2 i journalanteckningarna."))
+    return render_template("draft.html", d=d, v=v)
+
+
+def _cites(d: case_drafts.CaseDraft, numbers: list[int]) -> list[Cite]:
+    """Citations as conversation + line, linking to that line of its recording (the notes have no page)."""
+    return [Cite(c.text, url_for("rec.recording", rec_id=c.recording_id, t=f"{c.start:.2f}", _anchor=f"seg-{c.idx}"),
+                 None, _("Samtal %(l)s, rad %(n)d", l=c.label, n=c.number))
+            if c.recording_id else Cite(c.text, None, None, _("Journalanteckning, stycke %(n)d", n=c.number))
+            for c in d.cites(numbers)]
 
 
 @bp.get("/drafts/<draft_id>/status")
 @login_required
 def status(draft_id: str):
-    return jsonify(case_drafts.get(db(), g.user, draft_id).status_json())
+    return jsonify(drafts=[case_drafts.get(db(), g.user, draft_id).status_json()])
 
 
 def _back(draft_id: str):
@@ -102,7 +114,4 @@ def delete(draft_id: str):
 
 
 def init_app(app) -> None:
-    from appliance.assistant import grounding
-
     app.register_blueprint(bp)
-    app.jinja_env.filters["grounding_text"] = lambda status: grounding.STATUS_TEXT.get(status, status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, flash, g, jsonify, make_response, render_template, request
+from flask import Flask, flash, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
@@ -59,16 +59,15 @@ def _appliance_error(exc: ApplianceError):
     return _respond(status, _(title), str(exc))
 
 
-def _too_large(_exc: RequestEntityTooLarge):
+def too_large_message() -> str:
     from web import appliance
 
-    mb = appliance().cfg.web.max_upload_mb
-    message = _(_HTTP_MESSAGES[413][1], mb=mb)
-    if request.endpoint == "rec.upload" and g.get("user") is not None and not wants_json():
-        from web.recordings import _upload_form
+    return _(_HTTP_MESSAGES[413][1], mb=appliance().cfg.web.max_upload_mb)
 
-        return _upload_form(message, "", 413)
-    return _respond(413, _(_HTTP_MESSAGES[413][0]), message)
+
+def too_large(_exc: RequestEntityTooLarge):
+    """An upload over `web.max_upload_mb` (the upload page answers with its own form: web/recordings.py)."""
+    return _respond(413, _(_HTTP_MESSAGES[413][0]), too_large_message())
 
 
 def _csrf_error(_exc: CSRFError):
@@ -94,7 +93,7 @@ def _unexpected(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApplianceError, _appliance_error)
-    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(RequestEntityTooLarge, too_large)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, flash, g, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from appliance.errors import ApplianceError, BadAudio, NotFound
 from appliance.recordings import folders, recordings, reminders
 from appliance.transcripts import edits, speakers
 from web import appliance, db
 from web.auth import login_required, wants_json
-from web.errors import change_and_flash
+from web.errors import change_and_flash, too_large, too_large_message
 from web.i18n import _
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def status():
     return jsonify(recordings=recordings.statuses_for_user(db(), g.user))
 
 
-def _upload_form(error: str | None = None, title: str = "", status: int = 200, folder: str | None = None):
+def upload_form(error: str | None = None, title: str = "", status: int = 200, folder: str | None = None):
     conn = db()
     choices = folders.writable(conn, g.user) if g.user is not None else []
     selected = folder or request.args.get("folder") or ""  # never request.form here: the 413 handler calls us
@@ -57,19 +58,27 @@ def _upload_form(error: str | None = None, title: str = "", status: int = 200, f
                            max_mb=appliance().cfg.web.max_upload_mb, folders=choices, selected=selected), status
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def _upload_too_large(exc: RequestEntityTooLarge):
+    """Too big an upload: the upload page shows its form again with the limit; anything else the plain 413."""
+    if request.endpoint == "rec.upload" and g.get("user") is not None and not wants_json():
+        return upload_form(too_large_message(), "", 413)
+    return too_large(exc)
+
+
 @bp.route("/upload", methods=["GET", "POST"])
 @login_required
 def upload():
     if request.method == "GET":
-        return _upload_form()
+        return upload_form()
     title = request.form.get("title", "")
     folder = request.form.get("folder_id") or None
     if not g.user.can_read_content:
-        return _upload_form(_("Ditt konto har ingen behörighet att ladda upp inspelningar."), title, 403)
+        return upload_form(_("Ditt konto har ingen behörighet att ladda upp inspelningar."), title, 403)
     file = request.files.get("file")
     data = file.read() if file is not None else b""  # in memory (web.security.InMemoryRequest), never disk
     if file is None or (not file.filename and not data):
-        return _upload_form(_("Välj en ljudfil att ladda upp."), title, 400, folder)
+        return upload_form(_("Välj en ljudfil att ladda upp."), title, 400, folder)
     try:
         rec_id = recordings.create_from_upload(appliance(), db(), g.user, title=title,
                                                filename=file.filename or "", data=data,
@@ -77,7 +86,7 @@ def upload():
     except NotFound:
         raise  # a folder the user may not put recordings in: 404, as for any content they may not see
     except (BadAudio, ApplianceError) as exc:  # the message says what to do; nothing was stored
-        return _upload_form(str(exc), title, 400, folder)
+        return upload_form(str(exc), title, 400, folder)
     return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 

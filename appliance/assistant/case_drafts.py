@@ -8,7 +8,8 @@ summarised under the BBIC template by the same code as a summary (`summarize.sum
 headings, map-reduce for long material, the grounding checker). The global numbers are then mapped back to
 "conversation letter + line number" (`A12`, `B3`, `J2` for the notes), and a citation of a recording links
 to that line in its player. It runs as a job (`case_draft`) in the assistant unit, with progress the page
-polls; the review gate is the summaries' one: utkast → granskad → överförd.
+polls; it is a reviewed draft like a summary (appliance/assistant/drafts.py: the same table shape, states,
+review gate utkast → granskad → överförd, and page markup).
 
 Purge rule: a draft quotes every source, so it must not outlive any of them. Each source row cascades from
 its recording, and a trigger (migration 0014) deletes the whole draft when any source row goes: deleting
@@ -19,14 +20,13 @@ and audited, per source on every read; a source past its deadline or unshared hi
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from dataclasses import dataclass
 
 from appliance import clock
-from appliance.assistant import templates
-from appliance.assistant.summaries import OVERFORD, REVIEW_STATES, UTKAST, ReviewedDraft
+from appliance.assistant import drafts, templates
+from appliance.assistant.drafts import DraftWork, ReviewedDraft
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
 from appliance.errors import ApplianceError, NotFound
 from appliance.ids import parse_id
@@ -37,7 +37,6 @@ from appliance.transcripts import pseudonymize
 from appliance.users import access
 from appliance.users.accounts import User, get_user
 
-CASE_DRAFT_JOB = "case_draft"
 TEMPLATE = "bbic"
 NOTES_LABEL = "J"
 MAX_SOURCES = 8
@@ -48,6 +47,17 @@ MSG_NO_SOURCES = "Välj minst en inspelning som utkastet ska bygga på."
 MSG_TOO_MANY = f"Välj högst {MAX_SOURCES} inspelningar."
 MSG_NOT_READY = "Alla valda inspelningar måste vara färdigtranskriberade."
 MSG_NOTES_TOO_LONG = f"Journalanteckningarna är för långa (högst {MAX_NOTES} tecken)."
+
+TABLE = drafts.DraftTable(
+    "case_drafts", "case_draft",
+    drafts.Wording(
+        not_ready="Utkastet är inte klart än och kan inte granskas.",
+        review_first="Markera utkastet som granskat innan du markerar det som överfört.",
+        only_failed_retry="Bara ett misslyckat utkast kan göras om.",
+        only_utkast_edits="Bara ett utkast kan ändras. Gör det till ett utkast igen först.",
+        attempts="Utkastet avbröts upprepade gånger. Försök igen; om felet kvarstår, kontakta IT."),
+    lambda _conn, draft_id: f"case_draft:{draft_id}")
+CASE_DRAFT = drafts.job_kind("case_draft", TABLE)
 
 
 @dataclass(frozen=True)
@@ -95,18 +105,14 @@ class CaseDraft(ReviewedDraft):
                 out.append(Cite(r["label"], r["number"], r.get("recording_id"), r.get("idx"), r.get("start")))
         return out
 
-    def status_json(self) -> dict:
-        return {"id": self.id, "status": self.status, "status_text": self.status_text,
-                "progress": round(self.progress, 3), "error": self.error, "review_state": self.review_state}
-
 
 def _draft(conn: Connection, r) -> CaseDraft:
     sources = tuple(Source(s["label"], s["recording_id"], s["title"]) for s in conn.execute(
         "SELECT s.label, s.recording_id, r.title FROM case_draft_sources s JOIN recordings r ON r.id = s.recording_id "
         "WHERE s.draft_id = ? ORDER BY s.pos", (r["id"],)))
-    return CaseDraft(r["id"], r["owner_id"], r["title"], r["notes"], r["state"], r["progress"], r["error"],
-                     json.loads(r["result"]) if r["result"] else None, r["review"], bool(r["revealed"]),
-                     r["created_at"], sources)
+    return CaseDraft(r["id"], r["owner_id"], r["title"], r["notes"], r["status"], r["progress"], r["error"],
+                     drafts.load_content(r["content"]), r["review_state"], bool(r["reveal"]), r["created_at"],
+                     sources)
 
 
 def _did(draft_id: int | str) -> int:
@@ -146,11 +152,11 @@ def create(conn: Connection, user: User, *, title: str | None, recording_ids: li
     title = " ".join((title or "").split())[:MAX_TITLE] or "Sammanställt utkast"
     t = clock.now()
     with transaction(conn):
-        job_id = jobs.enqueue(conn, CASE_DRAFT_JOB, ids[0])  # cascades with the first source, like the draft
         cur = conn.execute(
-            "INSERT INTO case_drafts (owner_id, title, notes, state, revealed, job_id, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)", (user.id, title, notes, int(reveal), job_id, t, t))
+            "INSERT INTO case_drafts (owner_id, title, notes, status, reveal, created_at) "
+            "VALUES (?, ?, ?, 'queued', ?, ?)", (user.id, title, notes, int(reveal), t))
         draft_id = int(cur.lastrowid)
+        jobs.enqueue(conn, CASE_DRAFT, draft_id)  # deleted with the draft (trigger, migration 0017)
         conn.executemany("INSERT INTO case_draft_sources (draft_id, recording_id, label, pos) VALUES (?, ?, ?, ?)",
                          [(draft_id, rid, string.ascii_uppercase[i], i) for i, rid in enumerate(ids)])
         audit.record(conn, user.actor, "case_draft.create", f"case_draft:{draft_id}", role=access.content_role(user),
@@ -197,22 +203,11 @@ def list_for_user(conn: Connection, user: User) -> list[CaseDraft]:
 
 
 def set_review_state(conn: Connection, user: User, draft_id: int | str, state: str) -> CaseDraft:
-    """The review gate, as for summaries: utkast ↔ granskad → överförd (only a finished draft)."""
+    """The review gate (appliance/assistant/drafts.py); transferred marks every source as documented."""
     d = get(conn, user, draft_id)
-    if state not in REVIEW_STATES:
-        raise ApplianceError("Okänt granskningsläge.")
-    if d.status != "done":
-        raise ApplianceError("Utkastet är inte klart än och kan inte granskas.")
-    if state == OVERFORD and d.review_state == UTKAST:
-        raise ApplianceError("Markera utkastet som granskat innan du markerar det som överfört.")
-    t = clock.now()
     with transaction(conn):
-        conn.execute("UPDATE case_drafts SET review = ?, reviewed_at = CASE WHEN ? = 'utkast' THEN NULL ELSE "
-                     "coalesce(reviewed_at, ?) END, transferred_at = CASE WHEN ? = 'overford' THEN ? ELSE NULL END, "
-                     "updated_at = ? WHERE id = ?", (state, state, t, state, t, t, d.id))
-        if state == OVERFORD:  # every source now counts as documented in the case system (purge reminders)
-            conn.executemany("UPDATE recordings SET transferred_at = coalesce(transferred_at, ?) WHERE id = ?",
-                             [(t, s.recording_id) for s in d.sources])
+        drafts.set_review_state(conn, TABLE, d, state, user_id=user.id,
+                                transferred_recordings=[s.recording_id for s in d.sources])
         audit.record(conn, user.actor, "case_draft.review", f"case_draft:{d.id}", role=access.content_role(user),
                      data={"from": d.review_state, "to": state})
     return get(conn, user, d.id)
@@ -220,12 +215,8 @@ def set_review_state(conn: Connection, user: User, draft_id: int | str, state: s
 
 def retry(conn: Connection, user: User, draft_id: int | str) -> CaseDraft:
     d = get(conn, user, draft_id)
-    if d.status != "failed":
-        raise ApplianceError("Bara ett misslyckat utkast kan göras om.")
     with transaction(conn):
-        job_id = jobs.enqueue(conn, CASE_DRAFT_JOB, d.sources[0].recording_id)
-        conn.execute("UPDATE case_drafts SET state = 'queued', progress = 0, error = NULL, result = NULL, job_id = ?, "
-                     "updated_at = ? WHERE id = ?", (job_id, clock.now(), d.id))
+        drafts.requeue(conn, TABLE, CASE_DRAFT, d)
         audit.record(conn, user.actor, "case_draft.retry", f"case_draft:{d.id}", role=access.content_role(user))
     return get(conn, user, d.id)
 
@@ -239,9 +230,16 @@ def delete(conn: Connection, user: User, draft_id: int | str) -> None:
 
 # --- the worker's side ------------------------------------------------------------------------------
 
-def for_job(conn: Connection, job_id: int) -> CaseDraft | None:
-    r = conn.execute("SELECT * FROM case_drafts WHERE job_id = ?", (job_id,)).fetchone()
-    return _draft(conn, r) if r is not None else None
+def work(conn: Connection, draft_id: str) -> DraftWork | None:
+    """What the assistant unit needs to write the draft (None: deleted meanwhile, with one of its sources)."""
+    r = TABLE.row(conn, int(draft_id))
+    if r is None:
+        return None
+    draft = _draft(conn, r)
+    segments, refs = combined_segments(conn, draft)
+    return DraftWork(TABLE, draft.id, segments, template(conn), draft.reveal,
+                     finish=lambda content: content_for(content, draft, refs),
+                     audit_data={"sources": len(draft.sources)})
 
 
 def combined_segments(conn: Connection, draft: CaseDraft) -> tuple[list[NumberedSegment], dict[int, dict]]:
@@ -332,19 +330,3 @@ def content_for(result_json: dict, draft: CaseDraft, refs: dict[int, dict]) -> d
     return {**result_json, "title": draft.title,
             "sources": [{"label": s.label, "recording_id": s.recording_id} for s in draft.sources],
             "refs": {str(n): r for n, r in refs.items()}}
-
-
-def set_progress(conn: Connection, draft_id: int, progress: float) -> None:
-    conn.execute("UPDATE case_drafts SET state = 'running', progress = ?, updated_at = ? WHERE id = ?",
-                 (progress, clock.now(), draft_id))
-
-
-def store_result(conn: Connection, draft_id: int, content: dict) -> None:
-    """Call inside the worker's transaction that also marks the job done."""
-    conn.execute("UPDATE case_drafts SET state = 'done', progress = 1, error = NULL, result = ?, updated_at = ? "
-                 "WHERE id = ?", (json.dumps(content, ensure_ascii=False), clock.now(), draft_id))
-
-
-def store_failure(conn: Connection, draft_id: int, message: str) -> None:
-    conn.execute("UPDATE case_drafts SET state = 'failed', error = ?, updated_at = ? WHERE id = ?",
-                 (message, clock.now(), draft_id))

@@ -483,3 +483,45 @@ def audio_samples(app: Appliance, conn: Connection, rec_id: str) -> int:
     if row["state"] == "stopped":
         return int(round((row["duration"] or 0) * SAMPLE_RATE))
     return contiguous_samples(conn, rec_id)
+
+
+# --- the live transcript's lease on a session (asr worker, services/live_asr.py) ---------------------
+
+_ASR_CANDIDATES_SQL = (
+    "SELECT s.recording_id FROM live_sessions s JOIN recordings r ON r.id = s.recording_id "
+    "WHERE (s.state != 'stopped' OR r.status = 'transcribing') "
+    "AND (s.asr_owner IS NULL OR s.asr_owner = :me OR s.asr_lease_expires < :now) ORDER BY s.started_at")
+
+
+def asr_candidates(conn: Connection, worker: str) -> list[str]:
+    """Live recordings whose transcript may have work for `worker` (free, its own, or a dead worker's)."""
+    return [r[0] for r in conn.execute(_ASR_CANDIDATES_SQL, {"me": worker, "now": clock.now()})]
+
+
+def claim_for_asr(conn: Connection, rec_id: str, worker: str, lease_seconds: float) -> bool:
+    """Take (or renew) the lease on a session's live transcript, like the job queue's."""
+    now = clock.now()
+    cur = conn.execute("UPDATE live_sessions SET asr_owner = ?, asr_lease_expires = ? WHERE recording_id = ? "
+                       "AND (asr_owner IS NULL OR asr_owner = ? OR asr_lease_expires < ?)",
+                       (worker, now + lease_seconds, rec_id, worker, now))
+    return cur.rowcount == 1
+
+
+def asr_still_owns(conn: Connection, rec_id: str, worker: str, position: int) -> bool:
+    """Whether `worker` still holds the session and the transcript is still at `position` (samples)."""
+    row = conn.execute("SELECT asr_owner, transcribed_samples FROM live_sessions WHERE recording_id = ?",
+                       (rec_id,)).fetchone()
+    return row is not None and row["asr_owner"] == worker and row["transcribed_samples"] == position
+
+
+def advance_asr(conn: Connection, rec_id: str, position: int, owner: str | None) -> None:
+    """The live transcript now reaches `position` samples; `owner` None gives up the lease (final)."""
+    conn.execute("UPDATE live_sessions SET transcribed_samples = ?, asr_owner = ? WHERE recording_id = ?",
+                 (position, owner, rec_id))
+
+
+def next_undiarized(conn: Connection) -> str | None:
+    """A finished live recording whose lines have no speakers yet (diarized once the transcript is final)."""
+    row = conn.execute("SELECT r.id FROM recordings r JOIN live_sessions l ON l.recording_id = r.id "
+                       "WHERE r.status = 'ready' AND r.diarization IS NULL ORDER BY r.created_at LIMIT 1").fetchone()
+    return row["id"] if row else None

@@ -1,4 +1,5 @@
-"""Recordings: accept an upload (validate, encrypt, queue), list, read transcript, stream audio."""
+"""Recordings: accept an upload (validate, encrypt, queue), list, read transcript, stream audio; the recording's
+side of its transcription job (the `TRANSCRIBE` job kind, status and progress the asr unit reports)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from appliance.users.accounts import User
 
 log = logging.getLogger(__name__)
 
-TRANSCRIBE_JOB = "transcribe"
 MAX_TITLE = 200
+ASR_ACTOR = "service:asr"
+MSG_ATTEMPTS = "Transkriberingen avbröts upprepade gånger. Ladda upp filen igen eller kontakta IT."
 
 # Browsers play these; we serve the original bytes with the type we sniffed from the container.
 _CONTAINER_MIME = {
@@ -119,7 +121,7 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
                 (rec_id, user.id, folder_id, title, (filename or "")[:200], mime, len(data), info.duration,
                  language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now(app.cfg.retention.rtc_path),
                  speakers_hint))
-            jobs.enqueue(conn, TRANSCRIBE_JOB, rec_id)
+            jobs.enqueue(conn, TRANSCRIBE, rec_id, recording_id=rec_id)
             audit.record(conn, user.actor, "recording.create", f"recording:{rec_id}", role=access.content_role(user),
                          data={"folder": f"folder:{folder_id}"})
     except BaseException:
@@ -322,3 +324,53 @@ def move_recording(conn: Connection, user: User, rec_id: str, target_folder_id: 
                      data={"from": f"folder:{row['folder_id']}", "to": f"folder:{target['id']}",
                            "owner": f"user:{row['owner_id']}"})
     return int(target["id"])
+
+
+# --- the recording's side of its transcription (the asr unit, services/asr.py) ----------------------
+
+def _transcription_failed(conn: Connection, rec_id: str, message: str, code: str) -> None:
+    conn.execute("UPDATE recordings SET status = 'failed', error = ? WHERE id = ?", (message, rec_id))
+    audit.record(conn, ASR_ACTOR, "recording.transcribe", f"recording:{rec_id}", result="failed", detail=code)
+
+
+def _transcription_released(conn: Connection, rec_id: str) -> None:
+    conn.execute("UPDATE recordings SET status = 'queued' WHERE id = ?", (rec_id,))
+
+
+TRANSCRIBE = jobs.JobKind("transcribe", MSG_ATTEMPTS, _transcription_failed, _transcription_released)
+
+
+@dataclass(frozen=True)
+class TranscriptionInput:
+    """What the asr unit needs to transcribe a stored recording: its audio key and the caseworker's hints."""
+
+    dek: bytes
+    language: str | None
+    speakers_hint: int | None
+
+
+def transcription_input(conn: Connection, rec_id: str) -> TranscriptionInput | None:
+    """The recording's audio key and hints (None: deleted meanwhile). Worker side: no user, no audit."""
+    row = conn.execute("SELECT dek, language, speakers_hint FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+    return TranscriptionInput(row["dek"], row["language"], row["speakers_hint"]) if row else None
+
+
+def start_transcription(conn: Connection, rec_id: str) -> TranscriptionInput | None:
+    """Mark the recording as being transcribed; returns what the worker needs (None: deleted meanwhile)."""
+    found = transcription_input(conn, rec_id)
+    if found is not None:
+        conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
+                     (rec_id,))
+    return found
+
+
+def set_transcription_progress(conn: Connection, rec_id: str, progress: float) -> None:
+    conn.execute("UPDATE recordings SET progress = ? WHERE id = ?", (progress, rec_id))
+
+
+def mark_transcribed(conn: Connection, rec_id: str, *, language: str | None = None,
+                     duration: float | None = None) -> None:
+    """The transcript is final: the recording is ready (a language or duration Whisper found is kept)."""
+    conn.execute("UPDATE recordings SET status = 'ready', progress = 1, error = NULL, "
+                 "language = coalesce(?, language), duration = coalesce(duration, ?) WHERE id = ?",
+                 (language, duration, rec_id))
