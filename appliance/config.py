@@ -112,6 +112,16 @@ class RetentionConfig(_Strict):
     purge_overdue_days: int = Field(7, ge=1, title="Warn admins and fail doctor after this long without a purge")
     lock_timeout_seconds: float = Field(600, gt=0, title="How long the purge waits for running work to finish")
     audit_retention_days: int = Field(730, ge=30, title="Audit records are kept this long, whatever the purge deletes")
+    audio_shred: Literal["purge", "transferred", "hours_after_final"] = Field(
+        "purge",
+        title="When a recording's audio is crypto-shredded ahead of its text: at the purge with the rest (purge), "
+              "as soon as the caseworker marks it transferred to the case system (transferred), or "
+              "audio_hours_after_final hours after its transcript is final (hours_after_final); the transcript "
+              "stays until the purge either way (appliance/recordings/audio_life.py)")
+    audio_hours_after_final: float = Field(
+        24, ge=0, le=24 * 365,
+        title="With audio_shred = hours_after_final: hours between the final transcript and the audio's shredding "
+              "(0: as soon as the transcript is final)")
 
     @field_validator("reminders")
     @classmethod

@@ -25,6 +25,11 @@ class BadAudio(ApplianceError):
     """An upload is empty, corrupt, not audio, or too large."""
 
 
+class AudioGone(ApplianceError):
+    """A recording's audio was shredded ahead of its text (appliance/recordings/audio_life.py): nothing that
+    needs the audio (playback, re-transcription) can be done; the transcript stays."""
+
+
 class AuthError(ApplianceError):
     pass
 

@@ -141,10 +141,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
     from appliance.platform.retention import purge
+    from appliance.recordings import audio_life
 
     logging.getLogger().setLevel(logging.INFO)
-    report = purge(_open(args), dry_run=args.dry_run)
+    app = _open(args)
+    if not args.dry_run:  # audio the rule made due goes first, so this purge's re-key completes it
+        with closing(app.connect()) as conn:
+            audio_life.shred_due(app, conn)
+    report = purge(app, dry_run=args.dry_run)
     r = report.reading
     clocks = f"system {r.system:.0f}, hardware clock {'none' if r.rtc is None else f'{r.rtc:.0f}'}"
     if report.clock_alarm:
@@ -155,6 +162,19 @@ def _cmd_purge(args: argparse.Namespace) -> int:
     print(f"Purged {len(report.expired)} recording(s), {report.orphan_blobs} orphaned blob(s); database re-keyed "
           f"generation {report.old_generation} → {report.new_generation}, old key {report.old_key_fingerprint} "
           f"destroyed ({clocks}). Receipt written to the audit log.")
+    return 0
+
+
+def _cmd_shred(args: argparse.Namespace) -> int:
+    from services.shred import run
+
+    logging.getLogger().setLevel(logging.INFO)
+    result = run(_open(args), args.every)
+    print(f"Shredded the audio of {len(result.audio)} recording(s)"
+          + (f"; database re-keyed to generation {result.rekey.new_generation}, "
+             f"{len(result.rekey.completed)} erasure(s) completed" if result.rekey else "")
+          + (f"; {result.rekey_waiting} erasure(s) wait for the next run (database busy)"
+             if result.rekey_waiting else ""))
     return 0
 
 
@@ -262,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     pg.set_defaults(fn=_cmd_purge)
     sub.add_parser("remind", help="e-mail purge reminders (counts and a link only)").set_defaults(fn=_cmd_remind)
+    sh = sub.add_parser("shred", help="shred audio due under [retention] audio_shred; re-key after early erasures")
+    sh.add_argument("--every", type=float, metavar="S", help="repeat every S seconds (dev; a box uses the timer)")
+    sh.set_defaults(fn=_cmd_shred)
     units = sub.add_parser("units", help="systemd units").add_subparsers(dest="sub", required=True)
     ur_ = units.add_parser("render", help="write the units with the schedule from the config")
     ur_.add_argument("dir")

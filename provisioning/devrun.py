@@ -1,7 +1,7 @@
 """`appliance run`: the dev/demo supervisor behind `make run`.
 
 Starts the same processes systemd starts on a box (web under gunicorn with TLS, the asr worker, the
-desk-microphone recorder, the llm unit and the assistant worker),
+desk-microphone recorder, the llm unit and the assistant worker, and the shred timer's work as a loop),
 restarts a crashed child like `Restart=always` would, and stops them all on Ctrl-C.
 """
 
@@ -78,10 +78,15 @@ def recorder_command() -> list[str]:
     return [sys.executable, "-m", "services.recorder"]
 
 
+def shred_command() -> list[str]:
+    """The shred timer's work every 5 minutes (a box runs appliance-shred.timer instead)."""
+    return [sys.executable, "-m", "provisioning.cli", "shred", "--every", "300"]
+
+
 def run(cfg: Config) -> int:
     signin = ensure_dev_admin(cfg)
     children = {"web": gunicorn_command(cfg), "asr": asr_command(), "recorder": recorder_command(),
-                **assistant_commands(cfg)}
+                "shred": shred_command(), **assistant_commands(cfg)}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in children.items()}
     print(f"\nSamtalsstöd körs på https://{cfg.web.host}:{cfg.web.port}  (självsignerat certifikat)\n"

@@ -55,6 +55,11 @@ class Transcribe:
             found = recordings.start_transcription(conn, rec_id)
             if found is None:  # deleted meanwhile; the job row went with it
                 return
+        if found.audio_gone:  # shredded ahead of the text (appliance/recordings/audio_life.py): nothing to do
+            with ctx.commit() as conn:
+                recordings.transcription_refused(conn, rec_id)
+            return
+        with closing(ctx.connect()) as conn:
             options = options_for(self.cfg.asr, language=found.language, conn=conn)
         with ctx.app.blobs.open(rec_id, found.dek) as reader:
             data = reader.read_all()  # decrypted into memory only

@@ -22,6 +22,7 @@ from web.auth import login_required
 from web.drafts_view import Cite, DraftView, draft_view
 from web.errors import change_and_flash
 from web.i18n import _
+from web.recordings import shred_after_transfer
 from web.views import clock_time
 
 bp = Blueprint("summaries", __name__)
@@ -58,8 +59,9 @@ def review(rec_id: str):
     done = {summaries.UTKAST: _("Sammanfattningen är ett utkast igen."),
             summaries.GRANSKAD: _("Sammanfattningen är markerad som granskad. Nu kan du kopiera texten."),
             summaries.OVERFORD: _("Sammanfattningen är markerad som överförd till verksamhetssystemet.")}
-    change_and_flash(lambda: summaries.set_review_state(db(), g.user, rec_id, sid, state),
-                     done.get(state, ""))
+    if change_and_flash(lambda: summaries.set_review_state(db(), g.user, rec_id, sid, state),
+                        done.get(state, "")) and state == summaries.OVERFORD:
+        shred_after_transfer([rec_id])  # with audio_shred = transferred the audio goes now
     return _back(rec_id, f"summary-{sid}" if sid.isdigit() else "summaries")
 
 

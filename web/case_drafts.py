@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
-from appliance.assistant import case_drafts
+from appliance.assistant import case_drafts, drafts
 from appliance.errors import ApplianceError, NotFound
 from web import db
 from web.auth import login_required
 from web.drafts_view import Cite, draft_view
 from web.errors import change_and_flash
 from web.i18n import _
+from web.recordings import shred_after_transfer
 
 bp = Blueprint("drafts", __name__)
 
@@ -93,8 +94,10 @@ def _back(draft_id: str):
 @login_required
 def review(draft_id: str):
     state = request.form.get("state", "")
-    change_and_flash(lambda: case_drafts.set_review_state(db(), g.user, draft_id, state),
-                     _("Granskningsläget är ändrat."))
+    changed: list = []
+    if change_and_flash(lambda: changed.append(case_drafts.set_review_state(db(), g.user, draft_id, state)),
+                        _("Granskningsläget är ändrat.")) and state == drafts.OVERFORD:
+        shred_after_transfer([s.recording_id for s in changed[0].sources])  # audio_shred = transferred
     return _back(draft_id)
 
 

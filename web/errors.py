@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from appliance.errors import (
     ApplianceError,
+    AudioGone,
     AuthError,
     BadAudio,
     IntegrityError,
@@ -29,8 +30,8 @@ from web.i18n import _
 
 log = logging.getLogger(__name__)
 
-_STATUS = [(NotFound, 404), (Throttled, 429), (AuthError, 401), (BadAudio, 400), (IntegrityError, 500),
-           (KeyError_, 500), (ModelError, 503), (AuditUnavailable, 503)]
+_STATUS = [(NotFound, 404), (AudioGone, 410), (Throttled, 429), (AuthError, 401), (BadAudio, 400),
+           (IntegrityError, 500), (KeyError_, 500), (ModelError, 503), (AuditUnavailable, 503)]
 
 _HTTP_MESSAGES = {
     400: ("Felaktig begäran", "Begäran kunde inte behandlas. Gå tillbaka och försök igen."),
@@ -38,6 +39,7 @@ _HTTP_MESSAGES = {
     403: ("Åtkomst nekad", "Begäran godtogs inte. Ladda om sidan och försök igen."),
     404: ("Sidan finns inte", "Sidan eller inspelningen finns inte, eller så saknar du behörighet."),
     405: ("Otillåten metod", "Den här sidan kan inte användas på det sättet."),
+    410: ("Ljudet är raderat", "Ljudet är raderat enligt kontorets regler; utskriften finns kvar."),
     413: ("Filen är för stor", "Filen är för stor, högst %(mb)s MB."),
     429: ("För många försök", "För många försök. Vänta en stund och försök igen."),
     500: ("Något gick fel", "Något gick fel i Samtalsstöd. Försök igen om en stund. "

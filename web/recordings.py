@@ -14,8 +14,9 @@ from flask import Blueprint, Response, flash, g, jsonify, redirect, render_templ
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from appliance.errors import ApplianceError, BadAudio, NotFound
-from appliance.recordings import folders, recordings, reminders
+from appliance.recordings import audio_life, folders, recordings, reminders
 from appliance.transcripts import edits, speakers
+from appliance.users import access
 from web import appliance, db
 from web.auth import login_required, wants_json
 from web.errors import change_and_flash, too_large, too_large_message
@@ -164,10 +165,20 @@ def delete(rec_id: str):
     return redirect(url_for("rec.index"), code=303)
 
 
+def shred_after_transfer(rec_ids: list[str]) -> None:
+    """Right after the user marked recordings (or a draft of them) transferred: with `[retention] audio_shred =
+    transferred` their audio is shredded now, in the user's name (appliance/recordings/audio_life.py)."""
+    if audio_life.shred_if_due(appliance(), db(), rec_ids, actor=g.user.actor, role=access.content_role(g.user)):
+        flash(_("Ljudet är raderat enligt kontorets regler. Utskriften finns kvar till gallringen."), "info")
+
+
 @bp.post("/recordings/<rec_id>/transferred")
 @login_required
 def transferred(rec_id: str):
-    recordings.mark_transferred(db(), g.user, rec_id, request.form.get("value") == "1")
+    value = request.form.get("value") == "1"
+    recordings.mark_transferred(db(), g.user, rec_id, value)
+    if value:
+        shred_after_transfer([rec_id])
     return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 

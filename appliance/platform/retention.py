@@ -133,11 +133,12 @@ def delete_recordings(app: Appliance, conn: Connection, ids: list[str], *, actor
                      data={"recording_ids": ids, "segments": out.segments, "words": out.words})
         conn.execute(f"DELETE FROM recordings WHERE id IN ({marks})", ids)  # noqa: S608
         conn.executemany("INSERT OR IGNORE INTO pending_blob_deletions (blob_id) VALUES (?)", [(i,) for i in ids])
-    _finish_blob_deletions(app, conn)
+    finish_blob_deletions(app, conn)
     return out
 
 
-def _finish_blob_deletions(app: Appliance, conn: Connection) -> int:
+def finish_blob_deletions(app: Appliance, conn: Connection) -> int:
+    """Delete the blob files queued in `pending_blob_deletions` (by a deletion or an audio shredding)."""
     pending = [r[0] for r in conn.execute("SELECT blob_id FROM pending_blob_deletions")]
     for blob_id in pending:
         app.blobs.delete(blob_id)
@@ -161,6 +162,11 @@ class PurgeReport:
     clock_alarm: bool = False
     reading: clock.Reading | None = None
     audit_records_rotated: int = 0
+    completed: list[str] = field(default_factory=list)  # earlier erasures whose key remnants this re-key shredded
+
+    @property
+    def completed_audio(self) -> list[str]:
+        return [i for i in self.completed if i.startswith(AUDIO_ITEM)]
 
 
 def _expired_ids(cfg: Config, conn: Connection, reading: clock.Reading) -> list[str]:
@@ -241,7 +247,7 @@ def purge(app: Appliance, *, dry_run: bool = False, reading: clock.Reading | Non
                                  data={"system": reading.system, "rtc": reading.rtc, "skew": reading.skew})
                 log.warning("clock alarm: hardware and system clocks differ by %.0f s; erring toward deletion",
                             reading.skew)
-            _finish_blob_deletions(app, conn)  # what an interrupted run left
+            finish_blob_deletions(app, conn)  # what an interrupted run left
             report.expired = _expired_ids(cfg, conn, reading)
             report.deleted = delete_recordings(app, conn, report.expired, actor=ACTOR, action="purge.delete")
             report.orphan_blobs = _sweep_orphan_blobs(app, conn, reading.system)
@@ -254,15 +260,81 @@ def purge(app: Appliance, *, dry_run: bool = False, reading: clock.Reading | Non
         with closing(app.connect(lock=False)) as conn, transaction(conn):
             conn.execute("INSERT INTO purge_runs (finished_at, finished_at_rtc, generation, deleted) "
                          "VALUES (?, ?, ?, ?)", (reading.system, reading.rtc, new.generation, len(report.expired)))
+            report.completed = _complete_pending(conn)
             audit.record(conn, ACTOR, "purge.receipt", f"generation:{new.generation}", data={
                 "deleted_recordings": len(report.expired), "recording_ids": report.expired,
                 "segments": report.deleted.segments, "words": report.deleted.words,
                 "orphan_blobs": report.orphan_blobs, "time_system": reading.system, "time_rtc": reading.rtc,
                 "old_key_fingerprint": report.old_key_fingerprint,
-                "new_key_fingerprint": keys.fingerprint(new.key)})
+                "new_key_fingerprint": keys.fingerprint(new.key),
+                "audio_shredded_earlier": len(report.completed_audio), "completed": report.completed})
             # The audit log has its own, longer retention; the content purge does not erase it.
             report.audit_records_rotated = audit.rotate(conn, cfg.retention.audit_retention_days, now=reading.system)
         return report
+    finally:
+        os.close(lock_fd)
+
+
+# --- re-key outside the purge: finishing an early erasure ----------------------------------------------
+#
+# Deleting a row (an audio's DEK, an erased transcript) overwrites it in the live database file
+# (secure_delete), but copies of the old page may survive in WAL frames and, on an SSD, in flash the file
+# system no longer points at; both are encrypted under the current database key. An erasure ahead of the
+# purge is therefore only crypto-shredding once the database has been re-keyed and that key destroyed. Such
+# an erasure records its items in `rekey_pending`; `rekey` (the shred timer, an erasure that may wait for it)
+# or the Friday purge does the re-key and its receipt names the items it completed.
+
+AUDIO_ITEM = "recording:"
+
+
+def mark_pending_rekey(conn: Connection, items: list[str], kind: str) -> None:
+    """Inside the erasing transaction: these items are erased but await the next re-key."""
+    now = clock.now()
+    conn.executemany("INSERT OR IGNORE INTO rekey_pending (item, kind, since) VALUES (?, ?, ?)",
+                     [(i, kind, now) for i in items])
+
+
+def pending_rekey(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT item FROM rekey_pending ORDER BY since, item")]
+
+
+def _complete_pending(conn: Connection) -> list[str]:
+    items = pending_rekey(conn)
+    conn.execute("DELETE FROM rekey_pending")
+    return items
+
+
+@dataclass
+class RekeyReport:
+    old_generation: int
+    new_generation: int
+    old_key_fingerprint: str
+    completed: list[str]
+
+
+def rekey(app: Appliance, *, actor: str, timeout_s: float | None = None) -> RekeyReport:
+    """Re-key the database now (as the purge does, without deleting anything by age) so the remnants of the
+    erasures in `rekey_pending` become undecryptable; audited as `rekey.receipt` naming them.
+
+    Waits for every connection to close (at most `timeout_s`, default the purge's lock timeout; TimeoutError
+    then, and the items stay pending for the next run). The caller must hold no connection of its own."""
+    cfg = app.cfg
+    lock_fd = db.lock_exclusive(cfg.paths.db_lock, cfg.retention.lock_timeout_seconds if timeout_s is None
+                                else timeout_s)
+    try:
+        current = app.current_db()
+        _remove_stale_generations(app, current.generation)
+        with closing(app.connect(lock=False)) as conn:
+            finish_blob_deletions(app, conn)
+            new = _rekey(app, conn, current)
+        _remove_stale_generations(app, new.generation)
+        with closing(app.connect(lock=False)) as conn, transaction(conn):
+            completed = _complete_pending(conn)
+            audit.record(conn, actor, "rekey.receipt", f"generation:{new.generation}", data={
+                "completed": completed, "old_key_fingerprint": keys.fingerprint(current.key),
+                "new_key_fingerprint": keys.fingerprint(new.key)})
+        log.info("database re-keyed to generation %s; %d erasure(s) completed", new.generation, len(completed))
+        return RekeyReport(current.generation, new.generation, keys.fingerprint(current.key), completed)
     finally:
         os.close(lock_fd)
 

@@ -14,7 +14,7 @@ from appliance.platform import audit, jobs, retention
 from appliance.platform.context import Appliance
 from appliance.platform.db import Connection, transaction
 from appliance.ports import Segment
-from appliance.recordings import folders
+from appliance.recordings import audio_life, folders
 from appliance.recordings.audio import probe_audio
 from appliance.users import access
 from appliance.users.accounts import User
@@ -46,6 +46,7 @@ class RecordingSummary:
     folder_id: int | None = None
     folder_name: str = ""
     permission: str | None = None  # the viewing user's: owner, editor or viewer
+    audio: audio_life.AudioLife | None = None  # when the audio goes, or went (audio_life.py)
 
     @property
     def can_edit(self) -> bool:
@@ -61,7 +62,8 @@ def _summary(row, cfg=None, *, folder_name: str = "", permission: str | None = N
     due = retention.deadline(cfg.retention, row["created_at"]) if cfg is not None else None
     return RecordingSummary(row["id"], row["title"], row["status"], row["progress"], row["error"],
                             row["duration"], row["created_at"], row["transferred_at"], due,
-                            row["folder_id"], folder_name, permission)
+                            row["folder_id"], folder_name, permission,
+                            audio_life.life(cfg, row) if cfg is not None else None)
 
 
 def _folder_name(conn: Connection, folder_id: int | None) -> str:
@@ -274,6 +276,7 @@ def open_audio(app: Appliance, conn: Connection, user: User, rec_id: str, start:
     A negative `start` counts from the end, like a slice (an HTTP suffix range `bytes=-N`).
     """
     row = access.require_recording(conn, user, rec_id, "recording.audio")
+    audio_life.require_audio(conn.cfg, row)  # shredded ahead of the text: 410, the page says why
     reader = app.blobs.open(rec_id, row["dek"])
     if start < 0:
         start = max(0, reader.size + start)
@@ -295,7 +298,9 @@ def delete_recording(app: Appliance, conn: Connection, user: User, rec_id: str) 
 
 
 def mark_transferred(conn: Connection, user: User, rec_id: str, transferred: bool) -> None:
-    """The caseworker (or an editor) has copied the reviewed text into the case system (or takes that back)."""
+    """The caseworker (or an editor) has copied the reviewed text into the case system (or takes that back).
+    With `[retention] audio_shred = transferred` the audio is gone from this moment (audio_life.py; the caller
+    then runs `audio_life.shred_if_due`); taking the marking back does not bring it back."""
     access.require_recording(conn, user, rec_id, "recording.mark_transferred")
     with transaction(conn):
         conn.execute("UPDATE recordings SET transferred_at = ? WHERE id = ?",
@@ -342,26 +347,41 @@ TRANSCRIBE = jobs.JobKind("transcribe", MSG_ATTEMPTS, _transcription_failed, _tr
 
 @dataclass(frozen=True)
 class TranscriptionInput:
-    """What the asr unit needs to transcribe a stored recording: its audio key and the caseworker's hints."""
+    """What the asr unit needs to transcribe a stored recording: its audio key and the caseworker's hints.
+    `audio_gone`: the audio was shredded ahead of the text (audio_life.py): there is nothing to transcribe."""
 
     dek: bytes
     language: str | None
     speakers_hint: int | None
+    audio_gone: bool = False
 
 
 def transcription_input(conn: Connection, rec_id: str) -> TranscriptionInput | None:
     """The recording's audio key and hints (None: deleted meanwhile). Worker side: no user, no audit."""
-    row = conn.execute("SELECT dek, language, speakers_hint FROM recordings WHERE id = ?", (rec_id,)).fetchone()
-    return TranscriptionInput(row["dek"], row["language"], row["speakers_hint"]) if row else None
+    row = conn.execute("SELECT * FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+    if row is None:
+        return None
+    gone = conn.cfg is not None and audio_life.life(conn.cfg, row).gone
+    return TranscriptionInput(row["dek"], row["language"], row["speakers_hint"], gone)
 
 
 def start_transcription(conn: Connection, rec_id: str) -> TranscriptionInput | None:
-    """Mark the recording as being transcribed; returns what the worker needs (None: deleted meanwhile)."""
+    """Mark the recording as being transcribed; returns what the worker needs (None: deleted meanwhile). A
+    recording whose audio is gone keeps its status and transcript (the worker then calls
+    `transcription_refused`)."""
     found = transcription_input(conn, rec_id)
-    if found is not None:
+    if found is not None and not found.audio_gone:
         conn.execute("UPDATE recordings SET status = 'transcribing', progress = 0, error = NULL WHERE id = ?",
                      (rec_id,))
     return found
+
+
+def transcription_refused(conn: Connection, rec_id: str) -> None:
+    """Inside the job's result transaction: the audio is gone, the transcript stays as it was (audited)."""
+    conn.execute("UPDATE recordings SET status = 'ready', progress = 1 WHERE id = ? AND status != 'ready'",
+                 (rec_id,))
+    audit.record(conn, ASR_ACTOR, "recording.transcribe", f"recording:{rec_id}", result="denied",
+                 detail="audio_shredded")
 
 
 def set_transcription_progress(conn: Connection, rec_id: str, progress: float) -> None:
@@ -372,5 +392,6 @@ def mark_transcribed(conn: Connection, rec_id: str, *, language: str | None = No
                      duration: float | None = None) -> None:
     """The transcript is final: the recording is ready (a language or duration Whisper found is kept)."""
     conn.execute("UPDATE recordings SET status = 'ready', progress = 1, error = NULL, "
-                 "language = coalesce(?, language), duration = coalesce(duration, ?) WHERE id = ?",
-                 (language, duration, rec_id))
+                 "language = coalesce(?, language), duration = coalesce(duration, ?), "
+                 "transcribed_at = coalesce(transcribed_at, ?) WHERE id = ?",
+                 (language, duration, clock.now(), rec_id))

@@ -9,6 +9,8 @@ A suggestion is a span of word tokens in a line's current text (edits applied, `
 Accepting replaces the span through the edit mechanism (`appliance.transcripts.edits.edit_segment`: history, search
 index, conflict check); "accept all" does so for every occurrence of the same word(s) in the recording.
 Dismissing records that the span is right (`suggestion_dismissals`; it lapses when the text there changes).
+Once the recording's audio is shredded ahead of its text (appliance/recordings/audio_life.py) Whisper's
+confidence is no longer offered (a doubtful word cannot be checked by listening): only lexicon terms remain.
 Viewers see suggestions; accepting and dismissing need editor rights (NotFound otherwise). The audit log
 gets ids and counts, never words.
 """
@@ -23,7 +25,7 @@ from appliance import clock
 from appliance.errors import ApplianceError
 from appliance.platform import audit
 from appliance.platform.db import Connection, transaction
-from appliance.recordings import recordings
+from appliance.recordings import audio_life, recordings
 from appliance.transcripts import edits, lexicon
 from appliance.users import access
 from appliance.users.accounts import User
@@ -83,8 +85,10 @@ def _capitalised(word: str, term: str) -> str:
     return term
 
 
-def for_recording(conn: Connection, rec_id: str, lex: lexicon.Lexicon | None = None) -> list[Suggestion]:
-    """Suggestions for a recording the caller has authorised (access.require_recording), in transcript order."""
+def for_recording(conn: Connection, rec_id: str, lex: lexicon.Lexicon | None = None, *,
+                  confidence: bool = True) -> list[Suggestion]:
+    """Suggestions for a recording the caller has authorised (access.require_recording), in transcript order.
+    `confidence` False: lexicon near-misses only, Whisper's word probabilities unused (the audio is gone)."""
     lex = lex or lexicon.load(conn)
     words: dict[int, list] = {}
     for r in conn.execute('SELECT s.idx AS sidx, w.word, w.probability, w.start FROM words w JOIN segments s '
@@ -99,7 +103,7 @@ def for_recording(conn: Connection, rec_id: str, lex: lexicon.Lexicon | None = N
         if not tokens:
             continue
         aligned = _align(words.get(seg.idx, []), tokens)
-        low = [i for i, (p, _s) in enumerate(aligned) if p is not None and p < LOW_PROBABILITY]
+        low = [i for i, (p, _s) in enumerate(aligned) if confidence and p is not None and p < LOW_PROBABILITY]
         matches = lex.find([t.text for t in tokens], low, lexicon.breaks_between(text, tokens))
         spans: list[tuple[int, int, str | None]] = [(m.start, m.end, m.term.text) for m in matches]
         covered = {i for m in matches for i in range(m.start, m.end)}
@@ -119,14 +123,20 @@ def for_recording(conn: Connection, rec_id: str, lex: lexicon.Lexicon | None = N
     return out
 
 
+def _confidence(conn: Connection, row) -> bool:
+    """Whether suggestions may use Whisper's confidence: only while the audio lives."""
+    return audio_life.life(conn.cfg, row).available
+
+
 def list_for_user(conn: Connection, user: User, rec_id: str) -> list[Suggestion]:
     """The Förslag tab (viewer rights: audited read, NotFound otherwise)."""
-    access.require_recording(conn, user, rec_id, "recording.suggestions")
-    return for_recording(conn, rec_id)
+    row = access.require_recording(conn, user, rec_id, "recording.suggestions")
+    return for_recording(conn, rec_id, confidence=_confidence(conn, row))
 
 
-def _find(conn: Connection, rec_id: str, sid: str) -> tuple[Suggestion, list[Suggestion]]:
-    current = for_recording(conn, rec_id)
+def _find(conn: Connection, row, sid: str) -> tuple[Suggestion, list[Suggestion]]:
+    rec_id = row["id"]
+    current = for_recording(conn, rec_id, confidence=_confidence(conn, row))
     chosen = next((s for s in current if s.id == sid), None)
     if chosen is None:
         raise ApplianceError(MSG_STALE)
@@ -161,8 +171,8 @@ def accept(conn: Connection, user: User, rec_id: str, sid: str, *, all_occurrenc
 
     Editor rights (NotFound otherwise). Each changed line becomes an edit with history. Returns how many
     occurrences were replaced."""
-    access.require_recording(conn, user, rec_id, "recording.suggestion_accept")
-    chosen, _current = _find(conn, rec_id, sid)
+    row = access.require_recording(conn, user, rec_id, "recording.suggestion_accept")
+    chosen, _current = _find(conn, row, sid)
     new = edits.clean_text(replacement) if replacement and replacement.strip() else chosen.term
     if not new:
         raise ApplianceError("Skriv vad ordet ska ersättas med, eller avfärda förslaget.")
@@ -190,9 +200,9 @@ def accept(conn: Connection, user: User, rec_id: str, sid: str, *, all_occurrenc
 
 def dismiss(conn: Connection, user: User, rec_id: str, sid: str, *, all_occurrences: bool = False) -> int:
     """The word is right: hide this suggestion (or every current suggestion for the same word). Editor rights."""
-    access.require_recording(conn, user, rec_id, "recording.suggestion_dismiss")
+    row = access.require_recording(conn, user, rec_id, "recording.suggestion_dismiss")
     with transaction(conn):
-        chosen, current = _find(conn, rec_id, sid)
+        chosen, current = _find(conn, row, sid)
         targets = [s for s in current if s.key == chosen.key] if all_occurrences else [chosen]
         conn.executemany(
             "INSERT OR REPLACE INTO suggestion_dismissals (recording_id, idx, start_tok, end_tok, span, "
