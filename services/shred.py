@@ -1,7 +1,8 @@
 """The shred timer (`appliance shred`, appliance-shred.timer every 15 minutes): erasures that do not wait for the
 Friday purge.
 
-One run: shred the audio the office's rule has made due (appliance/recordings/audio_life.py), then, if any
+One run: shred the audio the office's rule has made due (appliance/recordings/audio_life.py), bring the
+identifier index of data-subject requests up to date (appliance/compliance/identifiers.py), then, if any
 erasure still has key material in the current database generation (`rekey_pending`: audio shredded here or at
 a caseworker's "transferred", a data-subject erasure that could not re-key at once), re-key the database
 (appliance/platform/retention.py `rekey`) so that material is under a destroyed key; the receipt names it.
@@ -16,6 +17,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 
+from appliance.compliance import identifiers
 from appliance.platform import retention
 from appliance.platform.context import Appliance
 from appliance.recordings import audio_life
@@ -30,12 +32,14 @@ class ShredRun:
     audio: list[str] = field(default_factory=list)
     rekey: retention.RekeyReport | None = None
     rekey_waiting: int = 0  # erasures still pending (the database stayed busy)
+    indexed: int = 0  # recordings and drafts re-indexed for data-subject requests
 
 
 def run_once(app: Appliance) -> ShredRun:
     out = ShredRun()
     with closing(app.connect()) as conn:
         out.audio = audio_life.shred_due(app, conn)
+        out.indexed = identifiers.refresh(app, conn)  # keeps data-subject searches quick
         pending = len(retention.pending_rekey(conn))
     if pending:
         try:

@@ -104,6 +104,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
         search,
         security,
         speakers,
+        subject_requests,
         suggestions,
         views,
     )
@@ -117,6 +118,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     app.register_blueprint(recordings.bp)
     app.register_blueprint(folders.bp)
     app.register_blueprint(review.bp)
+    subject_requests.init_app(app)  # data-subject requests; owners' notices of an erasure
     app.register_blueprint(search.bp)
     app.register_blueprint(suggestions.bp)
     app.register_blueprint(speakers.bp)
