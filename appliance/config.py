@@ -268,6 +268,14 @@ class AssistantConfig(_Strict):
     max_attempts: int = Field(3, ge=1, title="Attempts before a summary is marked failed")
 
 
+class LogReviewConfig(_Strict):
+    """Log follow-up (logguppföljning) by the responsible person: appliance/compliance/log_reviews.py."""
+
+    warn_after_days: int = Field(30, ge=1, le=366,
+                                 title="`appliance doctor` (and the compliance report) warn when no log review was "
+                                       "recorded for this many days")
+
+
 class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     web: WebConfig = WebConfig()
@@ -281,6 +289,7 @@ class Config(_Strict):
     recorder: RecorderConfig = RecorderConfig()
     llm: LlmConfig = LlmConfig()
     assistant: AssistantConfig = AssistantConfig()
+    log_review: LogReviewConfig = LogReviewConfig()
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -120,6 +120,30 @@ def _purge(cfg: Config) -> Check:
     return Check("purge", True, f"last successful purge: {when}")
 
 
+def check_log_review(cfg: Config) -> Check:
+    """The responsible person has recorded a log review within `[log_review] warn_after_days` (a warning: the
+    box works, but the office's follow-up of the audit log is overdue). appliance/compliance/log_reviews.py."""
+    from appliance.compliance import log_reviews
+
+    try:
+        master = keys.load_master_key(cfg)
+        current = keys.load_db_key(cfg, master)
+        conn = db.connect(keys.db_path(cfg, current.generation), current.key)
+    except Exception:  # noqa: BLE001 - reported by the database check
+        return Check("log review", False, "database unavailable", "see the database check")
+    try:
+        last = log_reviews.last_review_at(conn)
+        overdue = log_reviews.overdue(cfg, conn)
+    finally:
+        conn.close()
+    when = "never" if last is None else dt.datetime.fromtimestamp(last).isoformat(timespec="minutes")
+    if overdue:
+        return Check("log review", True, f"no log review recorded for more than {cfg.log_review.warn_after_days} "
+                     f"days (last: {when})", "ask the responsible person to review the audit log "
+                     "(Logguppföljning) and record it there", warning=True)
+    return Check("log review", True, f"last recorded log review: {when}")
+
+
 def _capture_devices(cfg: Config) -> Check:
     """Desk microphones are optional (the browser records too): a missing one is a warning, not a failure."""
     from services.alsa import DeviceError, list_devices, offered
@@ -154,8 +178,8 @@ def check_llm(cfg: Config) -> Check:
 
 def run_checks(cfg: Config) -> list[Check]:
     steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
-                                                            _clock, _purge, _capture_devices,
-                                                            check_llm]
+                                                            _clock, _purge, check_log_review,
+                                                            _capture_devices, check_llm]
     checks: list[Check] = []
     for step in steps:
         result = step(cfg)

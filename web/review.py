@@ -1,7 +1,10 @@
 """Log review (logguppföljning) for the responsible person: ids, actions and results, never content.
 
 Only users with the `responsible` role may open it (everyone else gets 404, as for any page they may not
-see). Every view of the page is itself audited as `review.read`, with the filters used.
+see). Every view of the page is itself audited as `review.read`, with the filters used. It offers a targeted
+review (a user, a recording id, a period), a random sample of all matches or of content accesses only, the
+receipts of erasures (purge, re-key, audio shredded early, data-subject erasures), and the form that records a
+finished review (appliance/compliance/log_reviews.py: what was checked, any finding) with the latest records.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, g, render_template, request
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
+from appliance.compliance import log_reviews
+from appliance.errors import ApplianceError
 from appliance.platform import audit
 from appliance.platform.db import Connection
 from web import appliance, db
@@ -30,7 +35,7 @@ SECTION_ROWS = 100   # newest purge receipts / reads by others listed
 MAX_SAMPLE = 500
 DEFAULT_SAMPLE = 20
 READ_ACTIONS = ("recording.read", "recording.audio")
-RECEIPT_ACTION = "purge.receipt"
+RECEIPT_ACTIONS = ("purge.receipt", "rekey.receipt", "audio.shred", "dsr.erase")
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,63}$")
 _REC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -45,7 +50,21 @@ class Filters:
     until: date | None = None
     sample: int | None = None
     sample_size: int = DEFAULT_SAMPLE
+    content_sample: bool = False  # the sample is drawn from content accesses only (log_reviews.is_content_access)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def targeted(self) -> bool:
+        return self.user is not None or bool(self.recording) or self.since is not None or self.until is not None
+
+    @property
+    def kind(self) -> str:
+        """What kind of review these filters make (the default of the record form)."""
+        return "sample" if self.sample else "targeted" if self.targeted else "general"
+
+    def scope(self, records: int | None) -> dict[str, Any]:
+        return {"user": self.user, "recording": self.recording, "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None, "sample": self.sample, "records": records}
 
     @property
     def since_ts(self) -> float | None:
@@ -74,7 +93,8 @@ class Filters:
     def audit_data(self) -> dict[str, Any]:
         return {"user": f"user:{self.user}" if self.user is not None else None, "action": self.action or None,
                 "recording": self.recording or None, "since": self.since.isoformat() if self.since else None,
-                "until": self.until.isoformat() if self.until else None, "sample": self.sample}
+                "until": self.until.isoformat() if self.until else None, "sample": self.sample,
+                "content_sample": self.content_sample}
 
 
 def _parse_date(value: str, label: str, errors: list[str]) -> date | None:
@@ -118,12 +138,14 @@ def _filters() -> Filters:
             f.errors.append(_("Antal: ange ett tal från 1 till %(max)s.", max=MAX_SAMPLE))
     if "sample" in args and not f.errors:
         f.sample = f.sample_size
+        f.content_sample = args.get("sample") == "content"
     return f
 
 
 @dataclass
 class Review:
     total: int = 0
+    pool: int = 0  # the records the sample was drawn from
     shown: deque = field(default_factory=lambda: deque(maxlen=SHOWN))
     sample: list[dict] = field(default_factory=list)
     receipts: deque = field(default_factory=lambda: deque(maxlen=SECTION_ROWS))
@@ -154,16 +176,18 @@ def _collect(conn: Connection, f: Filters) -> Review:
         if f.matches(rec):
             out.total += 1
             out.shown.append(rec)
-            if f.sample:  # reservoir sampling: every match equally likely, one pass
+            if f.sample and (not f.content_sample or log_reviews.is_content_access(rec)):
+                # reservoir sampling: every candidate equally likely, one pass
+                out.pool += 1
                 if len(out.sample) < f.sample:
                     out.sample.append(rec)
                 else:
-                    j = rng.randrange(out.total)
+                    j = rng.randrange(out.pool)
                     if j < f.sample:
                         out.sample[j] = rec
         if not f.in_range(rec):
             continue
-        if rec["action"] == RECEIPT_ACTION:
+        if rec["action"] in RECEIPT_ACTIONS:
             out.receipts.append(rec)
         elif rec["action"] in READ_ACTIONS and rec["result"] == "ok" and target.startswith("recording:"):
             reads.append(rec)
@@ -201,11 +225,7 @@ def data_summary(data: dict | None) -> list[tuple[str, str]]:
     return items
 
 
-@bp.get("/review")
-@login_required
-def index():
-    if ROLE not in g.user.roles:
-        abort(404)
+def _page(form: dict | None = None, error: str | None = None):
     f = _filters()
     conn = db()
     integrity = audit.verify(appliance())
@@ -213,5 +233,37 @@ def index():
     # Audited before anything is shown; if the record cannot be written the page is refused.
     audit.record(conn, g.user.actor, "review.read", "audit:log", role=ROLE,
                  result="failed" if f.errors else "ok", data=f.audit_data() if not f.errors else None)
+    cfg = appliance().cfg
+    records = result.total if result else None
     return render_template("review.html", f=f, r=result, integrity=integrity, data_summary=data_summary, when=when,
-                           max_sample=MAX_SAMPLE, shown_max=SHOWN), 400 if f.errors else 200
+                           max_sample=MAX_SAMPLE, shown_max=SHOWN, kinds=log_reviews.KINDS,
+                           scope=f.scope(records), reviews=log_reviews.recent(conn),
+                           review_overdue=log_reviews.overdue(cfg, conn), warn_days=cfg.log_review.warn_after_days,
+                           form=form or {}, record_error=error), 400 if (f.errors or error) else 200
+
+
+@bp.get("/review")
+@login_required
+def index():
+    if ROLE not in g.user.roles:
+        abort(404)
+    return _page()
+
+
+@bp.post("/review/records")
+@login_required
+def record():
+    """Record a finished review; a refused form comes back with what was typed and the reason."""
+    if ROLE not in g.user.roles:
+        abort(404)
+    form = request.form
+    found = form.get("outcome") == "finding"
+    try:
+        saved = log_reviews.record(db(), g.user, kind=form.get("kind", ""),
+                                   scope={k: form.get(k) for k in ("user", "recording", "since", "until", "sample",
+                                                                   "records")},
+                                   checked=form.get("checked"), finding=form.get("finding") if found else None)
+    except ApplianceError as exc:
+        return _page(form=dict(form), error=str(exc))
+    flash(_("Granskningen är registrerad (nr %(id)s).", id=saved.id), "info")
+    return redirect(url_for("review.index", _anchor="records"), code=303)
