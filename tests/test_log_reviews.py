@@ -57,7 +57,7 @@ def test_random_sample_of_content_accesses(rita, history, db, users):
     content = [e for e in audit.entries(db) if log_reviews.is_content_access(e)]
     assert int(re.search(r'data-pool="(\d+)"', html).group(1)) == len(content) == 8
     assert len(rows) == 8 and all(action in log_reviews.CONTENT_READS for _, action in rows)
-    assert ("user:%d" % users["bo"], "recording.summaries") in rows
+    assert (f"user:{users['bo']}", "recording.summaries") in rows
     small = _rows(rita.get("/review?sample=content&n=3").text)
     assert len(small) == 3 and all(action in log_reviews.CONTENT_READS for _, action in small)
     (read,) = [e for e in audit.entries(db, action="review.read") if e["data"]["sample"] == 3]

@@ -92,6 +92,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
         assistant_chat,
         assistant_summaries,
         auth,
+        before_deletion,
         case_drafts,
         desk,
         errors,
@@ -119,6 +120,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     app.register_blueprint(folders.bp)
     app.register_blueprint(review.bp)
     subject_requests.init_app(app)  # data-subject requests; owners' notices of an erasure
+    app.register_blueprint(before_deletion.bp)  # documentation before deletion (managers, responsible)
     app.register_blueprint(search.bp)
     app.register_blueprint(suggestions.bp)
     app.register_blueprint(speakers.bp)

@@ -39,6 +39,8 @@ def index():
         current = folders.get_folder(conn, g.user, request.args["folder"])  # NotFound → 404 (audited)
     recs = recordings.list_for_user(conn, g.user, current.id if current else None)
     reminder = reminders.due(appliance().cfg, conn, g.user) if g.user.can_read_content else None
+    if reminder is not None:
+        reminders.note_shown(conn, g.user, reminder)
     return render_template("index.html", recordings=recs, pending=any(r.status in PENDING for r in recs),
                            reminder=reminder, folders=folders.list_for_user(conn, g.user), current=current)
 

@@ -58,6 +58,14 @@ def due(cfg: Config, conn: Connection, user: User, reading: clock.Reading | None
     return Reminder(purge_at, tuple(r["id"] for r in going), sum(1 for r in going if r["transferred_at"] is None))
 
 
+def note_shown(conn: Connection, user: User, reminder: Reminder) -> None:
+    """The user was shown the reminder in the product (the first time per purge is kept: the before-deletion
+    page's reminder history)."""
+    with transaction(conn):
+        conn.execute("INSERT OR IGNORE INTO reminders_shown (user_id, purge_at, first_shown_at) VALUES (?, ?, ?)",
+                     (user.id, reminder.purge_at, clock.now()))
+
+
 def _message(cfg: Config, to: str, reminder: Reminder) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = cfg.mail.sender
