@@ -97,6 +97,7 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/search.py
 	$(PY) bench/live_latency.py
 	$(PY) bench/diarization.py
+	$(PY) bench/interpreted.py
 	$(PY) bench/llm_overhead.py
 	$(PY) bench/recorder_overhead.py
 

@@ -30,6 +30,13 @@ class Segment:
     text: str
     words: tuple[Word, ...] = ()
     speaker: int | None = None  # 1..n from diarization (the speaker with the most overlap); None: unknown
+    # An interpreted meeting (TranscribeOptions.languages): the language this line was spoken in; None: the
+    # recording's language.
+    language: str | None = None
+    # The decoder's mean token log-probability where the backend reports one (faster-whisper: of the whole
+    # 30-second decoding window the line came from); how well the text fits the audio, which models/languages.py
+    # compares across languages. None: not reported.
+    avg_logprob: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,10 @@ class TranscribeOptions:
     vad_filter: bool = True
     word_timestamps: bool = True
     initial_prompt: str | None = None
+    # An interpreted meeting: the languages spoken (the recording's first, then the interpreter's other one).
+    # With two or more, every stretch of speech is transcribed in the one that fits it best and each Segment
+    # says which (models/languages.py does this for any Transcriber); empty: one language, `language`.
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class Transcript:
                     "start": round(s.start, 3),
                     "end": round(s.end, 3),
                     "speaker": s.speaker,
+                    **({"language": s.language} if s.language else {}),
                     "text": s.text,
                     "words": [
                         {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,

@@ -84,4 +84,5 @@ class FasterWhisperTranscriber:
 def _convert(segments: Iterable[FwSegment]) -> Iterator[Segment]:
     for s in segments:
         words = tuple(Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in s.words or ())
-        yield Segment(start=float(s.start), end=float(s.end), text=s.text.strip(), words=words)
+        yield Segment(start=float(s.start), end=float(s.end), text=s.text.strip(), words=words,
+                      avg_logprob=float(s.avg_logprob))

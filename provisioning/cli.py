@@ -105,14 +105,15 @@ def _cmd_user_reset_password(args: argparse.Namespace) -> int:
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from models import load_transcriber
+    from models.languages import per_line_languages
     from services.transcription import diarize_options_for, load_diarizer_for, options_for, transcribe_audio
 
     cfg = load_config(args.config)
     path = Path(args.file)
     if not path.is_file():
         raise ApplianceError(f"{path}: no such file")
-    transcriber = load_transcriber(cfg.asr, cfg.paths.models)
-    options = options_for(cfg.asr, language=args.language)
+    transcriber = per_line_languages(load_transcriber(cfg.asr, cfg.paths.models))
+    options = options_for(cfg.asr, language=args.language, interpreter_language=args.interpreter)
     diarizer = load_diarizer_for(cfg.diarization)
     with path.open("rb") as f:
         transcript = transcribe_audio(transcriber, f, options, diarizer=diarizer,
@@ -123,7 +124,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     else:
         for s in transcript.segments:
             who = f" Talare {s.speaker}:" if s.speaker is not None else ""
-            print(f"[{s.start:7.2f} → {s.end:7.2f}]{who} {s.text.strip()}")
+            lang = f" ({s.language})" if s.language else ""
+            print(f"[{s.start:7.2f} → {s.end:7.2f}]{lang}{who} {s.text.strip()}")
     return 0
 
 
@@ -295,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("file")
     t.add_argument("--language", help="spoken language (default from config: sv)")
     t.add_argument("--json", action="store_true", help="print JSON with segments (with speakers) and words")
+    t.add_argument("--interpreter", metavar="LANG", help="an interpreted meeting: the other language spoken "
+                   "(e.g. ar, en); each line is transcribed in its language")
     t.add_argument("--speakers", type=int, choices=range(1, 11), metavar="N",
                    help="number of speakers, 1-10 (default: estimated); diarization follows [diarization]")
     t.set_defaults(fn=_cmd_transcribe)

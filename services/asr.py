@@ -24,6 +24,7 @@ from appliance.ports import Diarizer, Transcriber
 from appliance.recordings import live, recordings
 from appliance.transcripts import store
 from models import load_transcriber
+from models.languages import per_line_languages
 from services.live_asr import LiveTranscriber
 from services.signals import stop_on_signals
 from services.transcription import (
@@ -60,7 +61,8 @@ class Transcribe:
                 recordings.transcription_refused(conn, rec_id)
             return
         with closing(ctx.connect()) as conn:
-            options = options_for(self.cfg.asr, language=found.language, conn=conn)
+            options = options_for(self.cfg.asr, language=found.language, conn=conn,
+                                  interpreter_language=found.interpreter_language)
         with ctx.app.blobs.open(rec_id, found.dek) as reader:
             data = reader.read_all()  # decrypted into memory only
         progress = ctx.progress(lambda c, p: recordings.set_transcription_progress(c, rec_id, p),
@@ -89,6 +91,7 @@ class AsrWorker(JobWorker):
     def __init__(self, app: Appliance, transcriber: Transcriber, worker_id: str | None = None,
                  diarizer: Diarizer | None = None) -> None:
         worker = worker_id or f"asr:{socket.gethostname()}:{os.getpid()}"
+        transcriber = per_line_languages(transcriber)  # interpreted meetings: a language per line
         super().__init__(app, worker, [Transcribe(app.cfg, transcriber, diarizer)],
                          poll_seconds=app.cfg.asr.poll_seconds, steps=[self.run_live_once, self.run_diarize_once])
         self.transcriber, self.diarizer = transcriber, diarizer  # diarizer None: transcripts without speakers

@@ -108,7 +108,8 @@ class LiveTranscriber:
             except NotFound:  # stopped meanwhile: the chunks became the WAV; the next step reads that
                 return False
             found = recordings.transcription_input(conn, rec_id)
-            options = options_for(cfg.asr, language=found.language if found else None, conn=conn)
+            options = options_for(cfg.asr, language=found.language if found else None, conn=conn,
+                                  interpreter_language=found.interpreter_language if found else None)
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         del pcm
         at_mark = limit < available or final
@@ -148,10 +149,10 @@ class LiveTranscriber:
             if start < boundary and s.words:  # it began in the context: keep only its words after the boundary
                 kept = [w for w in s.words if (w.start + w.end) / 2 >= boundary]
                 text, start = "".join(w.word for w in kept).strip(), max(boundary, kept[0].start if kept else boundary)
-                s = Segment(s.start, s.end, text, tuple(kept))
+                s = Segment(s.start, s.end, text, tuple(kept), language=s.language)
             start = max(start, boundary)
             words = tuple(Word(w.start + offset, w.end + offset, w.word, w.probability) for w in s.words)
             if text.strip():
-                out.append(Segment(start + offset, s.end + offset, text, words))
+                out.append(Segment(start + offset, s.end + offset, text, words, language=s.language))
         return out
 

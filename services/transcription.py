@@ -41,13 +41,17 @@ SegmentCallback = Callable[[Segment, float], None]
 """Called with each segment and the fraction of the audio transcribed so far (0..1)."""
 
 
-def options_for(asr: AsrConfig, *, language: str | None = None, conn: Connection | None = None) -> TranscribeOptions:
+def options_for(asr: AsrConfig, *, language: str | None = None, conn: Connection | None = None,
+                interpreter_language: str | None = None) -> TranscribeOptions:
     """The transcription settings from the config: the service and `appliance transcribe` use the same ones.
 
     `conn` lets the "lexicon" prompt include the office's own terms (the CLI, without a database, uses
-    the shipped terms only)."""
-    return TranscribeOptions(language=language or asr.language, beam_size=asr.beam_size, vad_filter=asr.vad_filter,
-                             initial_prompt=lexicon.prompt_for(asr.initial_prompt, conn))
+    the shipped terms only). `interpreter_language`: an interpreted meeting, each line transcribed in its
+    language (the transcriber must be wrapped by models.languages.per_line_languages)."""
+    language = language or asr.language
+    return TranscribeOptions(language=language, beam_size=asr.beam_size, vad_filter=asr.vad_filter,
+                             initial_prompt=lexicon.prompt_for(asr.initial_prompt, conn),
+                             languages=(language, interpreter_language) if interpreter_language else ())
 
 
 class UnavailableDiarizer:

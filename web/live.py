@@ -50,11 +50,15 @@ def new():
     source = request.form.get("source", "browser")
     fields = {"title": request.form.get("title", ""), "folder_id": request.form.get("folder_id") or None,
               "speakers": request.form.get("speakers"), "consent_confirmed": request.form.get("consent") == "yes"}
+    interpreter = request.form.get("interpreter_language")
     try:
+        recordings.parse_interpreter_language(interpreter)  # checked before anything is stored
         if source == "desk":  # the box's own microphones: the recorder unit captures (appliance/desk.py)
             rec_id = desk.start(appliance(), db(), g.user, device=request.form.get("device", ""), **fields)
         else:
             rec_id = live.start(appliance(), db(), g.user, source=source, **fields)
+        if interpreter:  # an interpreted meeting: each line in its language
+            recordings.set_interpreter(db(), g.user, rec_id, interpreter)
     except NotFound:
         raise  # a folder the user may not record into: 404 as everywhere
     except ApplianceError as exc:  # consent, disk space, source: the message says what to do; nothing stored

@@ -85,7 +85,8 @@ def upload():
     try:
         rec_id = recordings.create_from_upload(appliance(), db(), g.user, title=title,
                                                filename=file.filename or "", data=data,
-                                               folder_id=folder, speakers=request.form.get("speakers"))
+                                               folder_id=folder, speakers=request.form.get("speakers"),
+                                               interpreter_language=request.form.get("interpreter_language"))
     except NotFound:
         raise  # a folder the user may not put recordings in: 404, as for any content they may not see
     except (BadAudio, ApplianceError) as exc:  # the message says what to do; nothing was stored

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, g, jsonify
 
 from appliance.platform import retention
+from appliance.recordings.recordings import INTERPRETER_LANGUAGES
 from web.i18n import _
 
 TZ = ZoneInfo("Europe/Stockholm")
@@ -59,6 +60,7 @@ def purge_banner() -> dict:
 def init_app(app: Flask) -> None:
     app.add_url_rule("/healthz", "healthz", healthz)
     app.context_processor(purge_banner)
+    app.jinja_env.globals.update(interpreter_languages=INTERPRETER_LANGUAGES)
     app.jinja_env.filters.update(clock_time=clock_time, local_time=local_time,
                                  iso_time=lambda ts: local_datetime(ts).isoformat(timespec="seconds"),
                                  status_label=status_label)

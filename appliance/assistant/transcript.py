@@ -4,6 +4,8 @@ ALL transcript text that goes into any prompt (summaries, chat, topics, case dra
 `numbered_segments`, so pseudonymization ("[PERSON 1]" instead of names) is applied in one place; only an
 explicit per-request choice by the caseworker (`reveal=True`) hands the model the real text. Numbers are the
 segment index + 1 (people count from one); `idx` is the segment's index for links into the player.
+In an interpreted meeting only the lines in the recording's own language reach the model: the interpreter's
+other-language lines say the same again (migration 0022, models/languages.py).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ def numbered_segments(conn: Connection, recording_id: str, *, reveal: bool = Fal
     unless the caseworker chose `reveal` for this request; that choice is audited (`pii.reveal`, by `user`).
     """
     segments = pseudonymize.segments_for_model(conn, recording_id, reveal=reveal, user=user)
+    row = conn.execute("SELECT language FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+    own = row["language"] if row else "sv"
     return [NumberedSegment(s.idx + 1, s.idx, s.start, s.end, s.text.strip(), s.speaker_name or None)
-            for s in segments if s.text.strip()]
+            for s in segments if s.text.strip() and not s.other_language(own)]
 
 
 def by_number(segments: list[NumberedSegment]) -> dict[int, NumberedSegment]:

@@ -47,6 +47,12 @@ class RecordingSummary:
     folder_name: str = ""
     permission: str | None = None  # the viewing user's: owner, editor or viewer
     audio: audio_life.AudioLife | None = None  # when the audio goes, or went (audio_life.py)
+    language: str = "sv"                     # the language of the meeting (the caseworker's side)
+    interpreter_language: str | None = None  # held through an interpreter: the other language spoken
+
+    @property
+    def interpreter_language_name(self) -> str:
+        return INTERPRETER_LANGUAGES.get(self.interpreter_language or "", self.interpreter_language or "")
 
     @property
     def can_edit(self) -> bool:
@@ -63,7 +69,8 @@ def _summary(row, cfg=None, *, folder_name: str = "", permission: str | None = N
     return RecordingSummary(row["id"], row["title"], row["status"], row["progress"], row["error"],
                             row["duration"], row["created_at"], row["transferred_at"], due,
                             row["folder_id"], folder_name, permission,
-                            audio_life.life(cfg, row) if cfg is not None else None)
+                            audio_life.life(cfg, row) if cfg is not None else None, row["language"],
+                            row["interpreter_language"])
 
 
 def _folder_name(conn: Connection, folder_id: int | None) -> str:
@@ -72,6 +79,27 @@ def _folder_name(conn: Connection, folder_id: int | None) -> str:
 
 
 MAX_SPEAKERS = 10
+
+# The other language of an interpreted meeting: languages Whisper transcribes (Tigrinya and Kurdish it does not;
+# Dari is transcribed as Persian), by ISO 639-1 code, with their Swedish names.
+INTERPRETER_LANGUAGES: dict[str, str] = {
+    "ar": "arabiska", "so": "somaliska", "fa": "persiska/dari", "en": "engelska", "tr": "turkiska",
+    "ru": "ryska", "uk": "ukrainska", "pl": "polska", "bs": "bosniska/kroatiska/serbiska", "es": "spanska",
+    "fr": "franska", "de": "tyska", "am": "amhariska", "th": "thailändska", "vi": "vietnamesiska",
+    "zh": "kinesiska",
+}
+
+
+def parse_interpreter_language(value: str | None, main_language: str = "sv") -> str | None:
+    """The form's optional interpreter language: None when no interpreter, else a code of
+    INTERPRETER_LANGUAGES other than the meeting's own language (ApplianceError otherwise)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value not in INTERPRETER_LANGUAGES or value == main_language:
+        raise ApplianceError("Välj tolkens andra språk i listan, eller \"Ingen tolk\".")
+    return value
+
 
 
 def parse_speakers_hint(value: int | str | None) -> int | None:
@@ -89,12 +117,13 @@ def parse_speakers_hint(value: int | str | None) -> int | None:
 
 def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: str, filename: str,
                        data: bytes, language: str | None = None, folder_id: int | str | None = None,
-                       speakers: int | str | None = None) -> str:
+                       speakers: int | str | None = None, interpreter_language: str | None = None) -> str:
     """Validate the audio in memory, store it encrypted under a fresh DEK and queue transcription.
 
     The recording goes into `folder_id` (the user must own or edit it: access.require_folder, NotFound
     otherwise) or the user's default folder. Raises BadAudio (nothing stored) for empty, oversize,
-    corrupt or non-audio uploads. `speakers` is the optional number-of-speakers hint for diarization.
+    corrupt or non-audio uploads. `speakers` is the optional number-of-speakers hint for diarization;
+    `interpreter_language` the other language of a meeting held through an interpreter.
     """
     if not user.can_read_content:
         raise ApplianceError("Ditt konto har ingen behörighet att spela in eller ladda upp samtal.")
@@ -104,6 +133,7 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
         folder_id = access.require_folder(conn, user, folder_id, "folder.upload")["id"]
     title = (title or "").strip()[:MAX_TITLE] or "Namnlös inspelning"
     speakers_hint = parse_speakers_hint(speakers)
+    interpreter = parse_interpreter_language(interpreter_language, language or app.cfg.asr.language)
     max_bytes = app.cfg.web.max_upload_mb * 1024 * 1024
     if not data:
         raise BadAudio("Filen är tom. Välj en ljudfil med innehåll.")
@@ -118,11 +148,11 @@ def create_from_upload(app: Appliance, conn: Connection, user: User, *, title: s
         with transaction(conn):
             conn.execute(
                 "INSERT INTO recordings (id, owner_id, folder_id, title, filename, mime, size, duration, language, "
-                "dek, status, created_at, created_at_rtc, speakers_hint) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                "dek, status, created_at, created_at_rtc, speakers_hint, interpreter_language) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (rec_id, user.id, folder_id, title, (filename or "")[:200], mime, len(data), info.duration,
                  language or app.cfg.asr.language, dek, clock.now(), clock.rtc_now(app.cfg.retention.rtc_path),
-                 speakers_hint))
+                 speakers_hint, interpreter))
             jobs.enqueue(conn, TRANSCRIBE, rec_id, recording_id=rec_id)
             audit.record(conn, user.actor, "recording.create", f"recording:{rec_id}", role=access.content_role(user),
                          data={"folder": f"folder:{folder_id}"})
@@ -225,11 +255,15 @@ class TranscriptSegment(Segment):
     edit_id: int = 0
     speaker_name: str = ""
 
+    def other_language(self, recording_language: str) -> bool:
+        """An interpreted meeting's line in the interpreter's other language (shown marked, not for the assistant)."""
+        return self.language is not None and self.language != recording_language
+
 
 # The latest edit per (recording, idx) is applied on read: the asr worker may replace segment rows, edits stay.
 # The same holds for speaker corrections (segment_speakers); names come from recording_speakers.
 _SEGMENTS_SQL = (
-    'SELECT s.idx, s.start, s."end", s.text, e.id AS edit_id, e.after AS edited_text, '
+    'SELECT s.idx, s.start, s."end", s.text, s.language, e.id AS edit_id, e.after AS edited_text, '
     "coalesce(ss.speaker, s.speaker) AS speaker, rs.name AS speaker_name FROM segments s "
     "LEFT JOIN segment_edits e ON e.id = (SELECT max(x.id) FROM segment_edits x "
     "WHERE x.recording_id = s.recording_id AND x.idx = s.idx) "
@@ -243,8 +277,8 @@ def _transcript_segment(r) -> TranscriptSegment:
     speaker = r["speaker"]
     name = r["speaker_name"] or (default_speaker_name(speaker) if speaker is not None else "")
     return TranscriptSegment(r["start"], r["end"], r["edited_text"] if edited else r["text"], speaker=speaker,
-                             idx=r["idx"], edited=edited, machine_text=r["text"], edit_id=r["edit_id"] or 0,
-                             speaker_name=name)
+                             language=r["language"], idx=r["idx"], edited=edited, machine_text=r["text"],
+                             edit_id=r["edit_id"] or 0, speaker_name=name)
 
 
 def transcript_segments(conn: Connection, rec_id: str) -> list[TranscriptSegment]:
@@ -307,6 +341,19 @@ def mark_transferred(conn: Connection, user: User, rec_id: str, transferred: boo
                      (clock.now() if transferred else None, rec_id))
 
 
+def set_interpreter(conn: Connection, user: User, rec_id: str, interpreter_language: str | None) -> None:
+    """Mark a recording that is not transcribed yet (a live one just started) as held through an interpreter
+    speaking `interpreter_language` (editor rights; audited with the language code)."""
+    row = access.require_recording(conn, user, rec_id, "recording.interpreter")
+    language = parse_interpreter_language(interpreter_language, row["language"])
+    if row["status"] == "ready":
+        raise ApplianceError("Utskriften är redan klar; tolkens språk kan bara anges innan.")
+    with transaction(conn):
+        conn.execute("UPDATE recordings SET interpreter_language = ? WHERE id = ?", (language, rec_id))
+        audit.record(conn, user.actor, "recording.interpreted", f"recording:{rec_id}",
+                     role=access.content_role(user), detail=language or "none")
+
+
 def rename_recording(conn: Connection, user: User, rec_id: str, title: str) -> None:
     """An editor (or the folder owner) changes the title (audited as the access, never the title itself)."""
     access.require_recording(conn, user, rec_id, "recording.rename")
@@ -354,6 +401,7 @@ class TranscriptionInput:
     language: str | None
     speakers_hint: int | None
     audio_gone: bool = False
+    interpreter_language: str | None = None  # an interpreted meeting: transcribe each line in its language
 
 
 def transcription_input(conn: Connection, rec_id: str) -> TranscriptionInput | None:
@@ -362,7 +410,7 @@ def transcription_input(conn: Connection, rec_id: str) -> TranscriptionInput | N
     if row is None:
         return None
     gone = conn.cfg is not None and audio_life.life(conn.cfg, row).gone
-    return TranscriptionInput(row["dek"], row["language"], row["speakers_hint"], gone)
+    return TranscriptionInput(row["dek"], row["language"], row["speakers_hint"], gone, row["interpreter_language"])
 
 
 def start_transcription(conn: Connection, rec_id: str) -> TranscriptionInput | None:

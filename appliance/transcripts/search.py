@@ -65,6 +65,7 @@ class Hit:
     idx: int                   # -1: the title matched
     start: float | None
     fragments: tuple[tuple[str, bool], ...]  # (text, highlighted); escaped when rendered
+    language: str | None = None  # an interpreted meeting's line in the interpreter's other language (marked)
 
     @property
     def is_title(self) -> bool:
@@ -168,7 +169,8 @@ def _fragments(marked: str) -> tuple[tuple[str, bool], ...]:
 # than a rare one); titles (negative rowids, newest most negative) come first.
 _HITS_SQL = (
     "SELECT f.rowid, f.recording_id, f.idx, snippet(search_fts, 0, :hs, :he, '…', 24) AS snip, r.title, "
-    "s.start FROM search_fts f JOIN recordings r ON r.id = f.recording_id "
+    "s.start, CASE WHEN s.language != r.language THEN s.language END AS other_language "
+    "FROM search_fts f JOIN recordings r ON r.id = f.recording_id "
     "LEFT JOIN folders fo ON fo.id = r.folder_id "
     "LEFT JOIN folder_shares sh ON sh.folder_id = fo.id AND sh.user_id = :u "
     "LEFT JOIN segments s ON s.id = f.rowid "
@@ -195,7 +197,7 @@ def search(conn: Connection, user: User, raw: str | None, *, limit: int = DEFAUL
         results.truncated = len(rows) > limit
         for r in rows[:limit]:
             results.hits.append(Hit(r["recording_id"], r["title"], int(r["idx"]), r["start"],
-                                    _fragments(r["snip"] or "")))
+                                    _fragments(r["snip"] or ""), r["other_language"]))
     found = list(dict.fromkeys(h.recording_id for h in results.hits))
     results.recordings = len(found)
     with transaction(conn):

@@ -21,8 +21,9 @@ ACTOR = recordings.ASR_ACTOR
 
 def _insert(conn: Connection, rec_id: str, first: int, segments: Sequence[Segment]) -> None:
     for idx, seg in enumerate(segments, first):
-        cur = conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text) VALUES (?, ?, ?, ?, ?)',
-                           (rec_id, idx, seg.start, seg.end, seg.text.strip()))
+        cur = conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text, language) '
+                           "VALUES (?, ?, ?, ?, ?, ?)", (rec_id, idx, seg.start, seg.end, seg.text.strip(),
+                                                          seg.language))
         conn.executemany(
             'INSERT INTO words (segment_id, idx, start, "end", word, probability) VALUES (?, ?, ?, ?, ?, ?)',
             [(cur.lastrowid, i, w.start, w.end, w.word, w.probability) for i, w in enumerate(seg.words)])

@@ -79,6 +79,7 @@ RECORDING_ACTIONS: dict[str, str] = {
     "recording.chat_clear": EDITOR,   # delete the recording's questions and answers
     "recording.topics": VIEWER,       # generate the topic table of contents (appliance/assistant/topics.py)
     "recording.case_draft": VIEWER,   # use the recording as a source of a case draft (case_drafts.py)
+    "recording.interpreter": EDITOR,  # mark a new recording as held through an interpreter (which language)
 }
 
 FOLDER_ACTIONS: dict[str, str] = {
