@@ -35,6 +35,7 @@ def _form(error: str | None = None, status: int = 200):
         selected = str(next((f.id for f in choices if f.is_default and f.is_owner), ""))
     return render_template("record_new.html", error=error, folders=choices, selected=selected,
                            title=form.get("title", ""), speakers=form.get("speakers", ""),
+                           interpreter=form.get("interpreter_language", ""),
                            source=form.get("source", "browser"), device=form.get("device", ""),
                            max_minutes=appliance().cfg.recording.max_minutes), status
 

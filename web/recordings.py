@@ -51,14 +51,16 @@ def status():
     return jsonify(recordings=recordings.statuses_for_user(db(), g.user))
 
 
-def upload_form(error: str | None = None, title: str = "", status: int = 200, folder: str | None = None):
+def upload_form(error: str | None = None, title: str = "", status: int = 200, folder: str | None = None,
+                interpreter: str = ""):
     conn = db()
     choices = folders.writable(conn, g.user) if g.user is not None else []
     selected = folder or request.args.get("folder") or ""  # never request.form here: the 413 handler calls us
     if not any(str(f.id) == selected for f in choices):
         selected = str(next((f.id for f in choices if f.is_default and f.is_owner), ""))
     return render_template("upload.html", error=error, title=title, accept=ACCEPT_AUDIO,
-                           max_mb=appliance().cfg.web.max_upload_mb, folders=choices, selected=selected), status
+                           max_mb=appliance().cfg.web.max_upload_mb, folders=choices, selected=selected,
+                           interpreter=interpreter), status
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -90,7 +92,7 @@ def upload():
     except NotFound:
         raise  # a folder the user may not put recordings in: 404, as for any content they may not see
     except (BadAudio, ApplianceError) as exc:  # the message says what to do; nothing was stored
-        return upload_form(str(exc), title, 400, folder)
+        return upload_form(str(exc), title, 400, folder, request.form.get("interpreter_language", ""))
     return redirect(url_for("rec.recording", rec_id=rec_id), code=303)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from appliance.assistant import case_drafts
-from appliance.platform import keys
+from appliance.platform import audit, keys
 from appliance.platform.context import Appliance
 from appliance.platform.db import Connection, transaction
 from appliance.recordings import recordings
@@ -176,9 +176,9 @@ def _index_draft(conn: Connection, key: bytes, draft_id: int) -> int:
     return len(found)
 
 
-def refresh(app: Appliance, conn: Connection) -> int:
+def refresh(app: Appliance, conn: Connection, *, actor: str = "service:index") -> int:
     """Re-index every recording and case draft marked as changed; returns how many were re-indexed. System
-    work (no user reads anything and nothing is shown), so it is not audited per source."""
+    work (nobody is shown anything), audited once per run with the number of sources read (`identifiers.index`)."""
     key = index_key(app.master_key)
     done = 0
     for source, sid in conn.execute("SELECT source, id FROM identifier_index_dirty").fetchall():
@@ -192,6 +192,8 @@ def refresh(app: Appliance, conn: Connection) -> int:
                 _index_draft(conn, key, int(sid))
         done += 1
     if done:
+        with transaction(conn):
+            audit.record(conn, actor, "identifiers.index", "identifier_index", data={"sources": done})
         log.info("identifier index: %d source(s) re-indexed", done)
     return done
 
