@@ -19,7 +19,7 @@ from contextlib import closing
 
 from appliance import clock
 from appliance.config import Config, load_config
-from appliance.errors import ApplianceError, BadAudio, IntegrityError
+from appliance.errors import ApplianceError, AsrRejected, AsrUnavailable, BadAudio, IntegrityError
 from appliance.platform import audit, jobs
 from appliance.platform.context import Appliance, open_appliance
 from appliance.platform.db import Connection, transaction
@@ -113,6 +113,10 @@ class AsrWorker:
             self._release(job)
         except (BadAudio, IntegrityError) as exc:
             self._fail(job, "bad_audio" if isinstance(exc, BadAudio) else "integrity", str(exc))
+        except AsrRejected as exc:  # the transcription server refuses it (e.g. its language): retrying won't help
+            self._fail(job, "asr_rejected", str(exc))
+        except AsrUnavailable as exc:  # the server is down: the job waits, nothing lost, the attempt not counted
+            self._postpone(job, str(exc))
         except Exception:
             # Unexpected: log without content; the lease lapses and the job is retried (bounded attempts).
             log.exception("job %s failed unexpectedly; it will be retried", job.id)
@@ -177,6 +181,22 @@ class AsrWorker:
             audit.record(conn, ACTOR, "recording.transcribe", f"recording:{job.recording_id}",
                          result="failed", detail=code)
         log.warning("job %s failed permanently: %s", job.id, code)
+
+    def _postpone(self, job: jobs.Job, message: str) -> None:
+        """Back to the queue with the reason on the recording (its page shows it), the attempt given back, and
+        a pause before the next claim: the job runs again once the transcription server answers."""
+        with closing(self.app.connect()) as conn, transaction(conn):
+            if jobs.holds_lease(conn, job.id, self.worker):
+                conn.execute(
+                    "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), lease_owner = NULL, "
+                    "lease_expires = NULL, updated_at = ? WHERE id = ?", (clock.now(), job.id))
+                conn.execute("UPDATE recordings SET status = 'queued', error = ? WHERE id = ?",
+                             (message, job.recording_id))
+                audit.record(conn, ACTOR, "recording.transcribe", f"recording:{job.recording_id}",
+                             result="failed", detail="asr_unavailable")
+        log.warning("job %s postponed: the transcription server is unavailable; next try in %.0f s", job.id,
+                    self.cfg.asr.unavailable_wait_seconds)
+        self.stopping.wait(self.cfg.asr.unavailable_wait_seconds)
 
     def _release(self, job: jobs.Job) -> None:
         """Give the job back to the queue now instead of waiting for the lease to lapse."""

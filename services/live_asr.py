@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import closing
+from dataclasses import replace
 
 import numpy as np
 
@@ -122,7 +123,8 @@ class LiveTranscriber:
             except NotFound:  # stopped meanwhile: the chunks became the WAV; the next step reads that
                 return False
             row = conn.execute("SELECT language FROM recordings WHERE id = ?", (rec_id,)).fetchone()
-            options = options_for(cfg.asr, language=row["language"], conn=conn)
+            # live: a backend that streams (Riva) streams the window; batched pipelines are for whole files.
+            options = replace(options_for(cfg.asr, language=row["language"], conn=conn), live=True)
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         del pcm
         at_mark = limit < available or final
