@@ -106,16 +106,19 @@ class TritonAsrConfig(_GrpcClientConfig):
         title="samtalsstod: the project's own model (models/triton/whisper: segments, words, probabilities); "
               "trtllm-whisper: the tensors of NVIDIA's TensorRT-LLM Whisper example (WAV, WAV_LENS, TEXT_PREFIX -> "
               "TRANSCRIPTS): text per chunk of at most 30 s, no word timestamps or probabilities")
-    chunk_seconds: float = Field(30, ge=5, le=600,
-                                 title="Longest audio per request; longer recordings are cut at silences "
-                                       "(at most 30 for trtllm-whisper)")
+    chunk_seconds: float = Field(
+        300, ge=5, le=600,
+        title="Longest audio per request; longer recordings are cut at silences. The server runs faster-whisper's "
+              "own 30-second windowing inside a piece, so long pieces cost what in-process costs; short ones "
+              "(30) let a GPU server decode one recording's pieces in parallel (max_in_flight). trtllm-whisper "
+              "takes at most 30 (one window per request)")
     max_in_flight: int = Field(2, ge=1, le=64,
                                title="Chunks of one recording sent at once (the server batches them dynamically)")
 
     @model_validator(mode="after")
     def _check(self) -> TritonAsrConfig:
         self._check_tls(self.url)
-        if self.protocol == "trtllm-whisper" and self.chunk_seconds > 30:
+        if self.protocol == "trtllm-whisper" and "chunk_seconds" in self.model_fields_set and self.chunk_seconds > 30:
             raise ValueError("trtllm-whisper takes at most 30 s per request: chunk_seconds <= 30")
         return self
 

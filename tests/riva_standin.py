@@ -30,8 +30,10 @@ class StandInOptions:
     languages: tuple[str, ...] = ("sv-SE",)
     word_timings: bool = True  # False: no words in the results (Riva's Whisper NIM)
     streaming: bool = True
-    model_name: str = "whisper-base-standin"
+    model_name: str = "standin-asr-sv"
+    model_family: str = "riva-standin"  # "whisper" for a Whisper model (no word offsets on Riva)
     max_message_mb: int = 64  # gRPC's default is 4
+    config_rpc: bool = True  # False: GetRivaSpeechRecognitionConfig is UNIMPLEMENTED (as on older Riva servers)
 
 
 class RivaStandIn(rasr_srv.RivaSpeechRecognitionServicer):
@@ -46,11 +48,13 @@ class RivaStandIn(rasr_srv.RivaSpeechRecognitionServicer):
     def GetRivaSpeechRecognitionConfig(self, request, context):  # noqa: N802 - Riva's method name
         self.requests.append("config")
         o = self.options
+        if not o.config_rpc:
+            return super().GetRivaSpeechRecognitionConfig(request, context)
         config = rasr.RivaSpeechRecognitionConfigResponse.Config(
             model_name=o.model_name,
             parameters={"language_code": ",".join(o.languages), "type": "online" if o.streaming else "offline",
                         "streaming": str(o.streaming), "offline": "True", "sample_rate": str(SAMPLE_RATE),
-                        "model_family": "riva-standin"})
+                        "model_family": o.model_family})
         if request.model_name and request.model_name != o.model_name:
             return rasr.RivaSpeechRecognitionConfigResponse()
         return rasr.RivaSpeechRecognitionConfigResponse(model_config=[config])
@@ -98,12 +102,24 @@ class RivaStandIn(rasr_srv.RivaSpeechRecognitionServicer):
         return results
 
 
-def serve(standin: RivaStandIn, host: str = "127.0.0.1") -> tuple[grpc.Server, int]:
-    """Start the stand-in on a free loopback port; returns the server (call .stop(0)) and the port."""
+class StandInServer:
+    """The running stand-in: `stop()` ends the gRPC server and joins its worker threads."""
+
+    def __init__(self, server: grpc.Server, pool: futures.ThreadPoolExecutor) -> None:
+        self._server, self._pool = server, pool
+
+    def stop(self, grace: float | None = 0) -> None:
+        self._server.stop(grace).wait()
+        self._pool.shutdown(wait=True)  # no thread that ran the model outlives the server
+
+
+def serve(standin: RivaStandIn, host: str = "127.0.0.1") -> tuple[StandInServer, int]:
+    """Start the stand-in on a free loopback port; returns the server (call .stop()) and the port."""
     limit = standin.options.max_message_mb * 1024 * 1024
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
+    pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="riva-standin")
+    server = grpc.server(pool, options=[("grpc.max_receive_message_length", limit),
+                                        ("grpc.max_send_message_length", limit)])
     rasr_srv.add_RivaSpeechRecognitionServicer_to_server(standin, server)
     port = server.add_insecure_port(f"{host}:0")
     server.start()
-    return server, port
+    return StandInServer(server, pool), port

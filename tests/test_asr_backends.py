@@ -76,6 +76,23 @@ def test_server_backends_need_no_local_model_and_do_not_connect_at_load() -> Non
     assert caps.accepts_language("sv") and caps.accepts_language("sv-SE") and not caps.accepts_language("xx")
 
 
+def test_batched_pipeline_path_for_files(model_store: Path, tmp_path: Path) -> None:
+    """The GPU path ([asr] batch_size > 0: BatchedInferencePipeline for files), run here on the CPU; live steps
+    keep the sequential path."""
+    from appliance.ports import TranscribeOptions
+    from tests.conftest import recognised
+
+    t = load_transcriber(AsrConfig(batch_size=4), model_store)
+    clip = speak_swedish("Hej, jag heter Anna och vi ska prata om familjen.", tmp_path / "c")
+    audio = decode_audio(clip.read_bytes())
+    for live in (False, True):
+        info, segments = t.transcribe(audio, TranscribeOptions(language="sv", live=live))
+        segments = list(segments)
+        assert info.language == "sv" and segments and all(s.words for s in segments)
+        recognised(" ".join(s.text for s in segments), minimum=2)
+    assert t.capabilities().word_probabilities and "sv" in t.capabilities().languages
+
+
 # --- pieces cut at silences ------------------------------------------------------------------------------
 
 def _random_stretches(rng: random.Random, n: int) -> list[tuple[int, int]]:
@@ -202,3 +219,32 @@ def test_page_says_nothing_when_everything_is_there(anna, db, ready_recording) -
     page = anna.get(f"/recordings/{ready_recording}").text
     assert NO_PROBABILITIES not in page and NO_WORD_TIMES not in page
     assert [(s.word, s.low) for s in suggestions.for_recording(db, ready_recording)] == [("Kvarnbo", True)]
+
+
+# --- units -------------------------------------------------------------------------------------------------
+
+def test_units_for_a_server_backend(tmp_path: Path) -> None:
+    import subprocess
+
+    from provisioning.units import ASR_DROPIN, write
+
+    assert ASR_DROPIN not in {str(p.relative_to(tmp_path)) for p in write(load_config(environ={}), tmp_path / "d")}
+    cfg = load_config(environ={"APPLIANCE_ASR__BACKEND": "triton"})
+    written = write(cfg, tmp_path / "t", prefix=Path(__file__).resolve().parent.parent)
+    dropin = (tmp_path / "t" / ASR_DROPIN).read_text().splitlines()
+    for line in ("PrivateNetwork=no", "IPAddressDeny=any", "IPAddressAllow=localhost",
+                 "After=appliance-triton.service"):
+        assert line in dropin, line
+    unit = (tmp_path / "t" / "appliance-triton.service").read_text().splitlines()
+    for line in ("IPAddressDeny=any", "IPAddressAllow=localhost", "TemporaryFileSystem=/var/lib/samtalsstod:ro",
+                 "BindReadOnlyPaths=/var/lib/samtalsstod/models", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
+                 "PrivateDevices=yes", "ProtectSystem=strict", "SystemCallFilter=@system-service"):
+        assert line in unit, line
+    assert not any(line.startswith("LoadCredential") for line in unit)  # no master key for the model server
+    units = [str(p) for p in written if p.suffix in (".service", ".timer")]
+    out = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    cfg = load_config(environ={"APPLIANCE_ASR__BACKEND": "riva", "APPLIANCE_ASR__RIVA__URL": "10.2.3.4:50051",
+                               "APPLIANCE_ASR__RIVA__TLS": "true"})
+    write(cfg, tmp_path / "r")
+    assert "IPAddressAllow=10.2.3.4" in (tmp_path / "r" / ASR_DROPIN).read_text().splitlines()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ from appliance.platform import audit
 from appliance.platform.context import init_state
 from appliance.ports import SAMPLE_RATE, TranscribeOptions, Transcriber, Transcript
 from appliance.recordings import recordings
-from appliance.recordings.audio import decode_audio
 from appliance.transcripts import word_detail
 from appliance.users import accounts
 from models import asr_chunks, load_transcriber
@@ -38,6 +36,7 @@ from services import triton_server
 from services.asr import AsrWorker
 from services.transcription import transcribe_audio
 from tests.conftest import ROOT, free_port, recognised, speak_swedish
+from tests.long_speech import SENTENCES, long_conversation, words_of
 
 OPTIONS = TranscribeOptions(language="sv", beam_size=5, vad_filter=True, word_timestamps=True)
 TRITON_PYTHON = Path(os.environ.get("TEST_TRITON_PYTHON", ROOT / ".venv-triton" / "bin" / "python"))
@@ -128,69 +127,8 @@ def test_tensorrt_llm_protocol_is_read(triton: Triton, model_store: Path, sv_cli
     assert (caps.word_timestamps, caps.word_probabilities, caps.longest_chunk_seconds) == (False, False, 30.0)
 
 
-SENTENCES = [
-    "Hej och välkommen, i dag ska vi prata om hur det går för familjen.",
-    "Jag heter Anna och jag arbetar som socialsekreterare på kommunen.",
-    "Mamma berättar att pojken har svårt att sova på nätterna.",
-    "Han är ofta trött på morgonen och kommer för sent till skolan.",
-    "Pappa bor i en annan stad och träffar barnen varannan helg.",
-    "Skolan har hört av sig flera gånger under hösten.",
-    "Läraren säger att pojken är snäll men har svårt att koncentrera sig.",
-    "Vi pratar om vad som skulle kunna hjälpa honom i vardagen.",
-    "Mamma tycker att det vore bra med mer stöd i klassrummet.",
-    "Hon vill också ha hjälp med ekonomin eftersom pengarna inte räcker.",
-    "Vi går igenom vilka kostnader familjen har varje månad.",
-    "Hyran är hög och det är svårt att hitta en billigare lägenhet.",
-    "Jag berättar om det ekonomiska bistånd som kommunen kan erbjuda.",
-    "Vi bestämmer att mamma ska skicka in en ansökan nästa vecka.",
-    "Vi pratar också om fritiden och vad pojken tycker om att göra.",
-    "Han spelar fotboll två gånger i veckan och tycker mycket om det.",
-    "Mamma säger att tränaren är ett bra stöd för honom.",
-    "Vi kommer överens om att jag ska kontakta skolan och höra hur de ser på saken.",
-    "Mamma vill att pappa också ska vara med på nästa möte.",
-    "Jag lovar att skicka en kallelse till båda föräldrarna.",
-    "Vi ses igen om två veckor på samma tid här på kontoret.",
-    "Om något händer innan dess kan mamma ringa mig på telefon.",
-    "Jag skriver en anteckning om samtalet i journalen i dag.",
-    "Innan vi slutar vill jag fråga hur du själv mår just nu.",
-    "Mamma säger att hon är trött men att hon orkar för barnens skull.",
-    "Hon har en syster som bor nära och som hjälper till ibland.",
-    "Systern hämtar ofta barnen från förskolan på fredagar.",
-    "Vi pratar om att det kan finnas samtalsstöd för föräldrar.",
-    "Mamma tycker att det låter bra och vill veta mer.",
-    "Jag ger henne en broschyr om familjebehandling.",
-    "Den lilla flickan går på förskolan och trivs där.",
-    "Personalen på förskolan säger att hon leker mycket med de andra barnen.",
-    "Vi ser inga skäl till oro när det gäller flickan.",
-    "Pojken har däremot behov av mer stöd både hemma och i skolan.",
-    "Vi kommer att göra en plan tillsammans med skolan.",
-    "Planen ska följas upp efter en månad.",
-    "Mamma får en kopia av planen när den är klar.",
-    "Har du några frågor innan vi avslutar samtalet i dag?",
-    "Nej, jag tror att vi har pratat om det viktigaste.",
-    "Tack för att du kom hit, vi hörs snart igen.",
-]
-
-
-def _norm(text: str) -> list[str]:
-    return re.sub(r"[^\w\s]", " ", text.lower()).split()
-
-
-def long_conversation(tmp: Path) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """About 3 minutes 20 seconds of Swedish speech: the sentences with half a second between them, and where
-    each sentence lies (samples)."""
-    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
-    parts, spans, at = [], [], 0
-    for i, text in enumerate(SENTENCES):
-        speech = decode_audio(speak_swedish(text, tmp / f"s{i:02d}").read_bytes())
-        parts += [speech, pause]
-        spans.append((at, at + len(speech)))
-        at += len(speech) + len(pause)
-    return np.concatenate(parts), spans
-
-
 def test_long_audio_loses_no_words_at_chunk_borders(triton: Triton, model_store: Path, tmp_path: Path) -> None:
-    audio, spans = long_conversation(tmp_path)
+    audio, spans, _texts = long_conversation(tmp_path)
     assert len(audio) >= 180 * SAMPLE_RATE
     cuts = [c.start for c in asr_chunks.plan(audio, 30)[1:]]  # where the backend cuts (the same plan)
     assert len(cuts) >= 6
@@ -213,12 +151,12 @@ def test_long_audio_loses_no_words_at_chunk_borders(triton: Triton, model_store:
             a, b = spans[i]
             margin = 0.3 * SAMPLE_RATE
             heard = [w for w in words if a - margin <= (w.start + w.end) / 2 * SAMPLE_RATE <= b + margin]
-            spoken = len(_norm(SENTENCES[i]))
+            spoken = len(words_of(SENTENCES[i]))
             assert len(heard) >= 0.7 * spoken, (f"sentence {i} at the cut {cut / SAMPLE_RATE:.1f} s: "
                                                 f"{len(heard)} of {spoken} words")
-    total = len(_norm(" ".join(s.text for s in segments)))
-    assert total >= 0.9 * len(_norm(" ".join(SENTENCES)))
-    assert jiwer.wer(" ".join(_norm(" ".join(SENTENCES))), " ".join(_norm(" ".join(s.text for s in segments)))) < 0.7
+    said, heard_all = words_of(" ".join(SENTENCES)), words_of(" ".join(s.text for s in segments))
+    assert len(heard_all) >= 0.9 * len(said)
+    assert jiwer.wer(" ".join(said), " ".join(heard_all)) < 0.7
 
 
 def test_doctor_checks_the_configured_triton(triton: Triton, model_store: Path, tmp_path: Path) -> None:
@@ -328,3 +266,19 @@ def test_a_server_that_never_answers_fails_with_a_clear_message(model_store: Pat
         "url": f"127.0.0.1:{free_port()}", "retries": 2, "retry_backoff_seconds": 0.05}), model_store)
     with pytest.raises(AsrUnavailable, match=r"Triton på 127\.0\.0\.1:\d+\) svarar inte"):
         list(t.transcribe(np.zeros(SAMPLE_RATE, np.float32), OPTIONS)[1])
+
+
+def test_appliance_transcribe_through_triton(triton: Triton, model_store: Path, tmp_path: Path) -> None:
+    import json
+    import sys
+
+    clip = speak_swedish("Hej, jag heter Anna och vi ska prata om familjen.", tmp_path / "clip")
+    env = {**os.environ, "APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"),
+           "APPLIANCE_PATHS__MODELS_DIR": str(model_store), "APPLIANCE_ASR__TRITON__URL": triton.url,
+           "APPLIANCE_DIARIZATION__ENABLED": "false"}
+    out = subprocess.run([sys.executable, "-m", "provisioning.cli", "transcribe", str(clip), "--backend", "triton",
+                          "--json"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    recognised(" ".join(s["text"] for s in result["segments"]), minimum=2)
+    assert result["segments"][0]["words"] and result["segments"][0]["words"][0]["probability"] is not None
