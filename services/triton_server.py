@@ -93,7 +93,7 @@ def render_repository(cfg: Config, target: Path, model_dir: Path, models: tuple[
         "max_queue_delay_microseconds": int(server.max_queue_delay_ms * 1000),
         "instances": server.instances,
         "instance_kind": "KIND_GPU" if server.device == "cuda" else "KIND_CPU",
-        "model_dir": str(model_dir),
+        "model_dir": str(Path(model_dir).resolve()),  # the server runs elsewhere (its runtime directory)
         "device": server.device,
         "compute_type": server.compute_type,
         "cpu_threads": server.cpu_threads,
