@@ -19,6 +19,12 @@ STAMP_DEV   := $(VENV)/.stamp-dev
 STAMP_APT   := $(VENV)/.stamp-apt-test
 STAMP_APT_RUN := $(VENV)/.stamp-apt-run
 MODELS_OK   := $(STATE_DIR)/models/.embedded-ok
+# The Triton server's own virtualenv ([asr] backend = "triton"; tests/test_triton.py, bench/asr_backends.py):
+# nvidia-pytriton's tritonserver + faster-whisper with numpy < 2 (its Python-backend stub misreads string tensors
+# with numpy 2, which the appliance needs), from models/triton/requirements.txt. Made by the same Python as .venv,
+# so the stub loads the same libpython.
+TRITON_VENV := .venv-triton
+STAMP_TRITON := $(TRITON_VENV)/.stamp-triton
 # llama-cpp-python (the llm unit) has no wheel on PyPI: it is built once into WHEELS (keep the version in step
 # with pyproject.toml). Built portable (AVX2, no -march=native): a native build on a CPU that reports AMX
 # crashed in ggml's AMX kernels on the first token (seen on a 2-core VM), and a box's CPU is not the builder's.
@@ -28,7 +34,7 @@ LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGG
 WHEELS      := $(STATE_DIR)/cache/wheels
 LLAMA_WHEEL := $(WHEELS)/.llama-$(LLAMA_VERSION)-portable
 
-.PHONY: run test lint install models bench clean-state help
+.PHONY: run test lint install models bench clean-state help triton-venv
 
 help:
 	@echo "make run   - install what is needed and start the appliance on https://127.0.0.1:8443"
@@ -73,6 +79,14 @@ $(STAMP_APT): | $(PY)
 $(STAMP_APT_RUN): | $(PY)
 	$(call apt_install,$(RUN_APT))
 
+$(STAMP_TRITON): models/triton/requirements.txt | $(PY)
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q --upgrade pip
+	$(TRITON_VENV)/bin/pip install -q -r models/triton/requirements.txt
+	touch $@
+
+triton-venv: $(STAMP_TRITON)
+
 $(MODELS_OK): models/manifest.toml $(STAMP_RUN)
 	APPLIANCE_PATHS__STATE_DIR=$(STATE_DIR) $(APPLIANCE) models install-embedded
 	touch $@
@@ -87,10 +101,10 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) lint
+test: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) $(STAMP_TRITON) lint
 	TEST_MODEL_STORE=$(abspath $(STATE_DIR))/models $(PY) -m pytest -q
 
-bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
+bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) $(STAMP_TRITON)
 	$(PY) bench/asr_overhead.py
 	$(PY) bench/asr_overhead.py --rss
 	$(PY) bench/purge.py
@@ -99,6 +113,7 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/diarization.py
 	$(PY) bench/llm_overhead.py
 	$(PY) bench/recorder_overhead.py
+	$(PY) bench/asr_backends.py
 
 clean-state:
 	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."

@@ -111,7 +111,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise ApplianceError(f"{path}: no such file")
-    transcriber = load_transcriber(cfg.asr, cfg.paths.models)
+    # --backend: the same pipeline through another backend ([asr.triton] / [asr.riva] say where its server is)
+    asr = cfg.asr.model_copy(update={"backend": args.backend}) if args.backend else cfg.asr
+    transcriber = load_transcriber(asr, cfg.paths.models)
     options = options_for(cfg.asr, language=args.language)
     diarizer = load_diarizer_for(cfg.diarization)
     with path.open("rb") as f:
@@ -183,6 +185,12 @@ def _cmd_asr(args: argparse.Namespace) -> int:
     return asr_main(args.config)
 
 
+def _cmd_triton_server(args: argparse.Namespace) -> int:
+    from services.triton_server import main as triton_main
+
+    return triton_main(args.config, render_dir=getattr(args, "dir", None))
+
+
 def _cmd_recorder(args: argparse.Namespace) -> int:
     from services.recorder import main as recorder_main
 
@@ -220,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("init", help="create the state dir, dev key, database and TLS cert").set_defaults(fn=_cmd_init)
     sub.add_parser("run", help="dev: start web (https) + asr worker, create dev admin").set_defaults(fn=_cmd_run)
     sub.add_parser("asr", help="run the transcription worker").set_defaults(fn=_cmd_asr)
+    ts = sub.add_parser("triton-server", help="run Triton Inference Server with the Whisper model repository "
+                                              "([triton_server]; the appliance-triton unit)")
+    ts.set_defaults(fn=_cmd_triton_server)
+    tr = ts.add_subparsers(dest="sub").add_parser(
+        "render", help="write the model repository (models/triton/, templates filled in) to DIR")
+    tr.add_argument("dir")
+    tr.set_defaults(fn=_cmd_triton_server)
     rec = sub.add_parser("recorder", help="run the desk-microphone recorder (ALSA)")
     rec.set_defaults(fn=_cmd_recorder)
     rec.add_subparsers(dest="sub").add_parser(
@@ -274,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON with segments (with speakers) and words")
     t.add_argument("--speakers", type=int, choices=range(1, 11), metavar="N",
                    help="number of speakers, 1-10 (default: estimated); diarization follows [diarization]")
+    t.add_argument("--backend", choices=("faster-whisper", "triton", "riva"),
+                   help="transcription backend (default: [asr] backend); triton/riva reach the server in "
+                        "[asr.triton] / [asr.riva]")
     t.set_defaults(fn=_cmd_transcribe)
     return p
 

@@ -11,6 +11,9 @@ What happens to errors, the same for every unit:
 - the unit is stopping, or the lease was lost: the job goes back to the queue (`jobs.release`);
 - an error the handler names permanent (`failure_code` returns a code): the job fails and its subject shows
   the error's message, which is safe to show (a domain error);
+- an error that says a server the job needs is down (`postpone_on`, e.g. the Triton server): the job goes back
+  to the queue without using up an attempt, its subject shows why it waits, and the unit pauses
+  `postpone_seconds` before it claims again;
 - anything else: logged without content, the lease lapses and the job is retried, at most `max_attempts`
   times in all, after which the subject shows the kind's "stopped repeatedly" message.
 
@@ -114,6 +117,8 @@ class JobHandler(Protocol):
     kind: jobs.JobKind
     lease_seconds: float
     max_attempts: int
+    postpone_on: tuple[type[Exception], ...]  # errors meaning "a server it needs is down: try again later"
+    postpone_seconds: float
 
     def process(self, job: jobs.Job, ctx: JobContext) -> None:
         """Do the job; write the result inside `ctx.commit()`."""
@@ -163,6 +168,12 @@ class JobWorker:
             self._release(job, kind)
         except LeaseLost:
             log.warning("job %s: lease lost before commit; result discarded", job.id)
+        except handler.postpone_on as exc:
+            with closing(self.app.connect()) as conn:
+                jobs.postpone(conn, job, kind, self.worker, str(exc))
+            log.warning("job %s postponed: a server it needs is unavailable; next try in %.0f s", job.id,
+                        handler.postpone_seconds)
+            self.stopping.wait(handler.postpone_seconds)
         except Exception as exc:
             code = handler.failure_code(exc)
             if code is None:

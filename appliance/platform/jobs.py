@@ -26,12 +26,15 @@ TOO_MANY_ATTEMPTS = "too_many_attempts"
 class JobKind:
     """A kind of job. `report_failure(conn, subject_id, message, code)` marks the subject failed (inside the
     transaction that fails the job); `report_released(conn, subject_id)` tells it the job waits in the queue
-    again (a worker stopped mid-job). `exhausted_message` is what the subject shows when attempts run out."""
+    again (a worker stopped mid-job); `report_postponed(conn, subject_id, message)` that it waits because a
+    server it needs is down (the message says so). `exhausted_message` is what the subject shows when attempts
+    run out."""
 
     name: str
     exhausted_message: str
     report_failure: Callable[[Connection, str, str, str], None]
     report_released: Callable[[Connection, str], None] | None = None
+    report_postponed: Callable[[Connection, str, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,17 @@ def release(conn: Connection, job: Job, kind: JobKind, worker: str) -> None:
                          "WHERE id = ?", (clock.now(), job.id))
             if kind.report_released is not None:
                 kind.report_released(conn, job.subject_id)
+
+
+def postpone(conn: Connection, job: Job, kind: JobKind, worker: str, message: str) -> None:
+    """Back to the queue without using up the attempt (a server the job needs is down: nothing is wrong with
+    the job itself), with `message` reported to the subject so its page says why it waits."""
+    with transaction(conn):
+        if holds_lease(conn, job.id, worker):
+            conn.execute("UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), lease_owner = NULL, "
+                         "lease_expires = NULL, updated_at = ? WHERE id = ?", (clock.now(), job.id))
+            if kind.report_postponed is not None:
+                kind.report_postponed(conn, job.subject_id, message)
 
 
 def counts_by_state(conn: Connection) -> dict[str, int]:
