@@ -20,7 +20,7 @@ from contextlib import closing
 from appliance import clock
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError, BadAudio, IntegrityError
-from appliance.platform import audit, jobs
+from appliance.platform import audit, jobs, sdnotify
 from appliance.platform.context import Appliance, open_appliance
 from appliance.platform.db import Connection, transaction
 from appliance.ports import Diarizer, Segment, Transcriber
@@ -61,7 +61,9 @@ class AsrWorker:
 
     def run_forever(self) -> None:
         log.info("asr worker %s ready (model %s)", self.worker, self.transcriber.name)
+        sdnotify.ready("transcribing")
         while not self.stopping.is_set():
+            sdnotify.watchdog_ping()
             # Live recordings first (a bounded step each); an upload job runs to its end, meanwhile the
             # live transcripts wait (their audio is safe in the store) and catch up afterwards.
             busy = self.run_live_once()
@@ -136,6 +138,7 @@ class AsrWorker:
 
         def on_segment(_segment: Segment, progress: float) -> None:
             nonlocal last_write
+            sdnotify.watchdog_ping()
             if self.stopping.is_set():
                 raise Stopping
             if keeper.lost:

@@ -24,7 +24,7 @@ from appliance.assistant.summarize import summarize
 from appliance.assistant.transcript import numbered_segments
 from appliance.config import load_config
 from appliance.errors import ApplianceError
-from appliance.platform import audit, jobs
+from appliance.platform import audit, jobs, sdnotify
 from appliance.platform.context import Appliance, open_appliance
 from appliance.platform.db import transaction
 from appliance.users import accounts
@@ -53,7 +53,9 @@ class AssistantWorker:
 
     def run_forever(self) -> None:
         log.info("assistant worker %s ready (model server %s)", self.worker, self.cfg.llm.base_url)
+        sdnotify.ready("summarizing")
         while not self.stopping.is_set():
+            sdnotify.watchdog_ping()
             # Summaries first, then case drafts (services/case_draft_jobs.py), then wait.
             if not self.run_once() and not case_draft_jobs.run_once(self):
                 self.stopping.wait(self.cfg.assistant.poll_seconds)
@@ -101,6 +103,7 @@ class AssistantWorker:
 
         def on_progress(progress: float) -> None:
             nonlocal last_write
+            sdnotify.watchdog_ping()
             if self.stopping.is_set() or keeper.lost:
                 raise Stopping
             now = time.monotonic()

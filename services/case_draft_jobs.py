@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from appliance.assistant import case_drafts
 from appliance.assistant.summarize import summarize
 from appliance.errors import ApplianceError
-from appliance.platform import audit, jobs
+from appliance.platform import audit, jobs, sdnotify
 from appliance.platform.db import transaction
 from services.lease import LeaseKeeper
 
@@ -75,6 +75,7 @@ def _process(w: AssistantWorker, job: jobs.Job, draft: case_drafts.CaseDraft, ke
 
     def on_progress(progress: float) -> None:
         nonlocal last_write
+        sdnotify.watchdog_ping()
         if w.stopping.is_set() or keeper.lost:
             raise _Stopping
         now = time.monotonic()
