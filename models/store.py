@@ -575,3 +575,31 @@ def install_bundle(store_dir: Path, stream, expected_sha256: str | None = None,
         return BundleResult(digest, tuple(specs), len(seen), total)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bundle(store_dir: Path, names: Iterable[str], out: Path) -> str:
+    """Pack verified models of `store_dir` into an offline bundle at `out` (uncompressed tar: the weights do not
+    compress); returns the manifest's SHA-256 to publish with it."""
+    import io
+    import tarfile
+
+    store_dir = Path(store_dir)
+    specs = all_specs(store_dir)
+    chosen = []
+    for name in names:
+        if name not in specs:
+            raise ModelError(f"Unknown model {name!r}")
+        verify_model(store_dir, name)
+        s = specs[name]
+        chosen.append(ModelSpec(s.name, s.kind, s.path, s.description, (), tuple(
+            ModelFile(f.path, f.size, f.sha256, ()) for f in s.files)))
+    manifest = bundle_manifest_text(chosen).encode("utf-8")
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo(BUNDLE_MANIFEST)
+        info.size = len(manifest)
+        info.mode = 0o644
+        tf.addfile(info, io.BytesIO(manifest))
+        for s in chosen:
+            for f in s.files:
+                tf.add(store_dir / f.path, arcname=f.path, recursive=False)
+    return hashlib.sha256(manifest).hexdigest()

@@ -72,6 +72,16 @@ def _cmd_models_install_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_make_bundle(args: argparse.Namespace) -> int:
+    from models.store import write_bundle
+
+    cfg = load_config(args.config)
+    digest = write_bundle(Path(args.store) if args.store else cfg.paths.models, args.model, Path(args.out))
+    print(f"{args.out}: manifest SHA-256 {digest} (publish it with the bundle: "
+          f"`appliance models install-bundle FILE --sha256 {digest}`)")
+    return 0
+
+
 def _cmd_provision(args: argparse.Namespace) -> int:
     from provisioning.provision import main_step
 
@@ -355,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     mb.add_argument("bundle", help="the bundle (a tar with bundle.toml first), or - for standard input")
     mb.add_argument("--sha256", help="the SHA-256 of the bundle's manifest, as the supplier published it")
     mb.set_defaults(fn=_cmd_models_install_bundle)
+    mm = models.add_parser("make-bundle", help="pack verified models into an offline bundle")
+    mm.add_argument("out")
+    mm.add_argument("--model", action="append", required=True, help="model name (repeatable)")
+    mm.add_argument("--store", help="model store directory (default: <state>/models)")
+    mm.set_defaults(fn=_cmd_models_make_bundle)
     _register_provision(sub)
 
     user = sub.add_parser("user", help="accounts").add_subparsers(dest="sub", required=True)

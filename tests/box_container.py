@@ -66,9 +66,10 @@ class Box:
         env = {**CLEAN_ENV, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
         with self.console.open("wb") as log:
             self.proc = subprocess.Popen(
+                # CAP_WAKE_ALARM: the purge timer has WakeSystem=true, which a box's systemd can always arm.
                 ["systemd-nspawn", "-D", str(self.root), "-b", "--register=no", "--keep-unit", "--private-network",
-                 "--console=read-only", "-M", self.name], stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)
+                 "--capability=CAP_WAKE_ALARM", "--console=read-only", "-M", self.name],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
