@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def _cmd_box(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.sub == "record":
         box.record(cfg, args.step, json.loads(args.data))
+    elif args.sub == "facts":
+        from provisioning.report import state_facts
+
+        print(json.dumps(state_facts(cfg)))
     elif args.sub == "users":
         for line in box.first_users(cfg, args.admin, args.responsible, args.admin_email, args.responsible_email):
             print(line)
@@ -131,6 +136,7 @@ def _register_provision(sub) -> None:  # noqa: ANN001 - argparse's subparsers ac
     r = bsub.add_parser("record")
     r.add_argument("step")
     r.add_argument("--data", default="{}")
+    bsub.add_parser("facts")
     bu = bsub.add_parser("users")
     bu.add_argument("--admin", required=True)
     bu.add_argument("--admin-email")
@@ -224,17 +230,47 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from provisioning.report import gather, render_html
+
+    text = render_html(gather(load_config(args.config)))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"Report written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    from provisioning import box
     from provisioning.doctor import run_checks
 
-    failed = 0
-    for c in run_checks(load_config(args.config)):
-        tag = "OK  " if c.ok and not c.warning else ("WARN" if c.ok else "FAIL")
-        print(f"[{tag}] {c.name}: {c.message}")
-        if c.hint and (not c.ok or c.warning):
-            print(f"       fix: {c.hint}")
-        failed += not c.ok
-    return 1 if failed else 0
+    cfg = load_config(args.config)
+    checks = []
+    if box.on_box() and os.geteuid() == 0:
+        from provisioning.report import box_checks
+
+        checks += box_checks(cfg)  # what root sees: units, watchdogs, firewall, TLS, sealed key, disk
+    if box.needs_service_user():  # the state directory's checks as the service user, with the sealed key
+        import subprocess
+
+        out = subprocess.run(box.service_command(["doctor"]), capture_output=True, text=True, check=False)
+        for c in checks:
+            _print_check(c)
+        print(out.stdout, end="")
+        return 1 if out.returncode or any(not c.ok for c in checks) else 0
+    checks += run_checks(cfg)
+    for c in checks:
+        _print_check(c)
+    return 1 if any(not c.ok for c in checks) else 0
+
+
+def _print_check(c) -> None:  # noqa: ANN001 - a doctor.Check
+    tag = "OK  " if c.ok and not c.warning else ("WARN" if c.ok else "FAIL")
+    print(f"[{tag}] {c.name}: {c.message}")
+    if c.hint and (not c.ok or c.warning):
+        print(f"       fix: {c.hint}")
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
@@ -343,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_subparsers(dest="sub").add_parser(
         "devices", help="list the capture devices and which ones are offered").set_defaults(fn=_cmd_recorder_devices)
     sub.add_parser("doctor", help="preflight checks with fix-it hints").set_defaults(fn=_cmd_doctor)
+    rp = sub.add_parser("report", help="compliance report for IT and the data-protection officer (no personal data)")
+    rp.add_argument("--format", choices=["html"], default="html")
+    rp.add_argument("--out", help="write to this file (default: standard output)")
+    rp.set_defaults(fn=_cmd_report)
     from provisioning import audit_cli
     audit_cli.register(sub)  # appliance audit verify|export|rotate
     from provisioning import assistant_cli
