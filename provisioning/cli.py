@@ -464,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from provisioning import box
 
+    if not args.config and "APPLIANCE_CONFIG" not in os.environ and box.CONFIG_PATH.is_file():
+        os.environ["APPLIANCE_CONFIG"] = str(box.CONFIG_PATH)  # on a box, IT's shell has the package's config
+
     if args.command in SERVICE_COMMANDS and box.needs_service_user():
         bundle = getattr(args, "bundle", None)
         if bundle is not None and bundle != "-":  # root reads the file; the unit gets it on stdin

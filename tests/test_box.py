@@ -259,8 +259,8 @@ def test_https_with_the_office_certificate_and_an_upload_transcribed_by_the_asr_
     # The web unit's watchdog is armed and its /healthz pinger kept it alive all along.
     web = box.run(["systemctl", "show", "-p", "WatchdogUSec", "-p", "NRestarts", "appliance-web.service"]).stdout
     assert "WatchdogUSec=1min" in web and "NRestarts=0" in web, web
-    log = box.journal("appliance-asr.service", 200)
-    assert f"recording {result['recording']}" in log or "done:" in log
+    log = box.journal("appliance-asr.service", 400)
+    assert f"action=recording.transcribed target=recording:{result['recording']}" in log  # by the asr unit
 
 
 def test_a_hung_worker_is_restarted_by_the_watchdog_and_audited(booted):
