@@ -259,6 +259,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         for c in checks:
             _print_check(c)
         print(out.stdout, end="")
+        if out.returncode and not out.stdout:  # the state half could not run: say why
+            print(f"[FAIL] state directory checks: {out.stderr.strip()[-500:] or f'exit {out.returncode}'}")
         return 1 if out.returncode or any(not c.ok for c in checks) else 0
     checks += run_checks(cfg)
     for c in checks:
