@@ -14,6 +14,11 @@ TEST_APT    := espeak-ng sox libsox-fmt-all chromium chromium-driver strace
 # alsa-utils gives the recorder unit `arecord` (desk microphones).
 # g++ builds llama-cpp-python (the llm unit) from source when no wheel is at hand.
 RUN_APT     := gcc g++ pkg-config libsystemd-dev python3-dev alsa-utils
+# The box test (tests/test_box.py): a real systemd in systemd-nspawn on a debootstrapped Debian 12 root, the
+# office LAN in a network namespace, the firewall in nftables; dpkg-deb builds the package (make deb).
+BOX_APT     := systemd-container debootstrap nftables iproute2 dpkg-dev
+BOX_CACHE   ?= $(STATE_DIR)/cache/box
+STAMP_APT_BOX := $(VENV)/.stamp-apt-box
 STAMP_RUN   := $(VENV)/.stamp-run
 STAMP_DEV   := $(VENV)/.stamp-dev
 STAMP_APT   := $(VENV)/.stamp-apt-test
@@ -34,11 +39,13 @@ LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGG
 WHEELS      := $(STATE_DIR)/cache/wheels
 LLAMA_WHEEL := $(WHEELS)/.llama-$(LLAMA_VERSION)-portable
 
-.PHONY: run test lint install models bench clean-state help triton-venv
+.PHONY: run test test-box deb lint install models bench clean-state help triton-venv
 
 help:
 	@echo "make run   - install what is needed and start the appliance on https://127.0.0.1:8443"
 	@echo "make test  - install test dependencies and run lint, layer check and the whole test suite"
+	@echo "make deb   - build samtalsstod_<version>_amd64.deb (offline wheelhouse inside) into dist/"
+	@echo "make test-box - the box under a real systemd (nspawn): install the .deb, provision, check (tests/test_box.py)"
 	@echo "make bench - ASR overhead, memory and purge-time benchmarks (bench/)"
 
 $(PY):
@@ -87,6 +94,9 @@ $(STAMP_TRITON): models/triton/requirements.txt | $(PY)
 
 triton-venv: $(STAMP_TRITON)
 
+$(STAMP_APT_BOX): | $(PY)
+	$(call apt_install,$(BOX_APT))
+
 $(MODELS_OK): models/manifest.toml $(STAMP_RUN)
 	APPLIANCE_PATHS__STATE_DIR=$(STATE_DIR) $(APPLIANCE) models install-embedded
 	touch $@
@@ -102,7 +112,15 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/lint-imports
 
 test: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) $(STAMP_TRITON) lint
-	TEST_MODEL_STORE=$(abspath $(STATE_DIR))/models $(PY) -m pytest -q
+	TEST_MODEL_STORE=$(abspath $(STATE_DIR))/models $(PY) -m pytest -q -m "not box"
+
+# One boot of the box: builds the .deb and the Debian root (cached in $(BOX_CACHE)) the first time.
+test-box: $(STAMP_DEV) $(STAMP_APT) $(STAMP_APT_BOX) $(MODELS_OK)
+	BOX_CACHE=$(abspath $(BOX_CACHE)) TEST_MODEL_STORE=$(abspath $(STATE_DIR))/models \
+	  $(PY) -m pytest -q -m box tests/test_box.py
+
+deb: $(STAMP_RUN) $(STAMP_APT_BOX)
+	packaging/build-deb.sh dist $(BOX_CACHE)/wheelhouse
 
 bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) $(STAMP_TRITON)
 	$(PY) bench/asr_overhead.py

@@ -251,6 +251,10 @@ class RetentionConfig(_Strict):
     purge_overdue_days: int = Field(7, ge=1, title="Warn admins and fail doctor after this long without a purge")
     lock_timeout_seconds: float = Field(600, gt=0, title="How long the purge waits for running work to finish")
     audit_retention_days: int = Field(730, ge=30, title="Audit records are kept this long, whatever the purge deletes")
+    gallringsbeslut: str = Field(
+        "", max_length=200, pattern=r"^[^\n\r]*$",
+        title="Reference of the decision that permits the purge (gallringsbeslut, e.g. 'SN 2025/123 § 4'); the purge "
+              "refuses to run without one and every page's footer shows it (`appliance provision gallringsbeslut`)")
 
     @field_validator("reminders")
     @classmethod

@@ -1,6 +1,8 @@
-"""systemd units: the committed files are the defaults; `appliance units render DIR` writes them with the
-schedule from the config (retention.purge_at, retention.reminders, retention.timezone), and, for a
-server-backed transcription backend, the asr unit's network drop-in (`_asr_backend_dropin`)."""
+"""systemd units: the committed files in services/units/ are templates; `appliance units render DIR` (and
+`make deb`) writes them with the shared sandbox (`hardening.conf` where a unit says `# @hardening@`), the
+web's worker count and the schedule from the config (retention.purge_at, retention.reminders,
+retention.timezone), and, for a server-backed transcription backend, the asr unit's network drop-in
+(`_asr_backend_dropin`)."""
 
 from __future__ import annotations
 
@@ -60,12 +62,22 @@ def _asr_backend_dropin(cfg: Config) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+HARDENING_MARK = "# @hardening@"
+UNIT_SUFFIXES = (".service", ".timer", ".socket")
+
+
+def _with_hardening(text: str) -> str:
+    shared = _template("hardening.conf").rstrip("\n")
+    return text.replace(HARDENING_MARK, shared)
+
+
 def render(cfg: Config, prefix: Path = Path("/opt/samtalsstod")) -> dict[str, str]:
     r = cfg.retention
     units = {}
     for entry in resources.files("services").joinpath("units").iterdir():
-        if entry.name.endswith((".service", ".timer")):
-            units[entry.name] = _template(entry.name).replace("/opt/samtalsstod", str(prefix))
+        if entry.name.endswith(UNIT_SUFFIXES):
+            text = _with_hardening(_template(entry.name)).replace("@WORKERS@", str(cfg.web.workers))
+            units[entry.name] = text.replace("/opt/samtalsstod", str(prefix))
     units["appliance-purge.timer"] = _with_calendars(units["appliance-purge.timer"],
                                                      [on_calendar(r.purge_at, r.timezone)])
     units["appliance-remind.timer"] = _with_calendars(units["appliance-remind.timer"],

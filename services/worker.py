@@ -18,6 +18,8 @@ What happens to errors, the same for every unit:
   times in all, after which the subject shows the kind's "stopped repeatedly" message.
 
 Database connections are short-lived, never held across the work, so a purge can re-key the database meanwhile.
+Under systemd the loop tells it when it is ready and feeds the watchdog on every turn and every progress report
+(appliance/platform/sdnotify.py): a hung worker is killed and restarted, and the restart is audited.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from appliance.platform import jobs
+from appliance.platform import jobs, sdnotify
 from appliance.platform.context import Appliance
 from appliance.platform.db import Connection, transaction
 
@@ -81,9 +83,11 @@ class JobContext:
         return self.app.connect()
 
     def check(self) -> None:
-        """Raise Stopping when the unit is stopping or the lease is gone."""
+        """Raise Stopping when the unit is stopping or the lease is gone; otherwise the unit is alive (a long job
+        keeps the systemd watchdog fed through its progress callbacks)."""
         if self.stopping.is_set() or self.keeper.lost:
             raise Stopping
+        sdnotify.watchdog_ping()
 
     def progress(self, write: Callable[[Connection, float], None], interval: float) -> Callable[[float], None]:
         """A progress callback for long work: checks for a stop at every call and writes the fraction done
@@ -139,8 +143,11 @@ class JobWorker:
         self.stopping = threading.Event()
 
     def run_forever(self) -> None:
-        log.info("worker %s ready (%s)", self.worker, ", ".join(h.kind.name for h in self.handlers))
+        kinds = ", ".join(h.kind.name for h in self.handlers)
+        log.info("worker %s ready (%s)", self.worker, kinds)
+        sdnotify.ready(kinds)  # systemd (Type=notify): up; the watchdog is fed while this loop turns
         while not self.stopping.is_set():
+            sdnotify.watchdog_ping()
             busy = False
             for step in self.steps:
                 busy = step() or busy
