@@ -110,7 +110,10 @@ def sealed_with(path: Path = CREDENTIAL) -> str:
 
 def on_box() -> bool:
     """An installed, provisioned box: the package's config and the sealed credential exist."""
-    return CONFIG_PATH.is_file() and CREDENTIAL.exists()
+    try:
+        return CONFIG_PATH.is_file() and CREDENTIAL.exists()
+    except PermissionError:  # the service user may not look into root's credential store: only root asks this
+        return False
 
 
 def needs_service_user() -> bool:

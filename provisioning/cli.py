@@ -250,7 +250,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     checks = []
-    if box.on_box() and os.geteuid() == 0:
+    if os.geteuid() == 0 and box.on_box():
         from provisioning.report import box_checks
 
         checks += box_checks(cfg)  # what root sees: units, watchdogs, firewall, TLS, sealed key, disk
