@@ -178,3 +178,27 @@ def first_users(cfg: Config, admin: str, responsible: str, admin_email: str | No
             lines.append(f"{name} ({role}): one-time enrolment link, valid {cfg.accounts.invitation_hours} h"
                          f"{', also e-mailed' if mailed else ''}:\n  {invitations.link(cfg, token)}")
     return lines
+
+
+# --- rotating the master key (the service user's half; root's is provisioning/provision.py) -------------
+
+def rotate_begin(cfg: Config, new_hex: str) -> dict:
+    """`appliance box rotate-key begin` (the new key on stdin): every wrapped key also wrapped under the new one."""
+    current, new = keys.load_master_key(cfg), bytes.fromhex(new_hex.strip())
+    if len(new) != keys.KEY_BYTES:
+        raise ValueError("the new master key must be 32 bytes (64 hex digits)")
+    files = keys.rotate_begin(cfg, current, new)
+    return audit.AuditLog.for_state(cfg, current).append(
+        actor="it:provision", action="key.rotate_begin", target="key:master",
+        data={"old_key_fingerprint": keys.fingerprint(current), "new_key_fingerprint": keys.fingerprint(new),
+              "files": files})
+
+
+def rotate_finish(cfg: Config, sealed: str) -> dict:
+    """`appliance box rotate-key finish`, run with the new credential: the old key's wrappings dropped; the
+    receipt names the new key by fingerprint and what it is sealed to."""
+    current = keys.load_master_key(cfg)
+    files = keys.rotate_finish(cfg, current)
+    return audit.AuditLog.for_state(cfg, current).append(
+        actor="it:provision", action="key.rotate", target="key:master",
+        data={"new_key_fingerprint": keys.fingerprint(current), "files": files, "sealed": sealed})

@@ -102,6 +102,10 @@ def _cmd_box(args: argparse.Namespace) -> int:
     elif args.sub == "users":
         for line in box.first_users(cfg, args.admin, args.responsible, args.admin_email, args.responsible_email):
             print(line)
+    elif args.sub == "rotate-key" and args.phase == "begin":
+        box.rotate_begin(cfg, sys.stdin.read())  # the new key on stdin, never in argv
+    elif args.sub == "rotate-key":
+        box.rotate_finish(cfg, args.sealed)
     return 0
 
 
@@ -130,6 +134,7 @@ def _register_provision(sub) -> None:  # noqa: ANN001 - argparse's subparsers ac
     f.add_argument("--admin-net", action="append", help="CIDR allowed to reach SSH (repeatable)")
     f.add_argument("--allow-out", action="append", metavar="PROTO:ADDR:PORT",
                    help="an outbound exception, e.g. udp:192.0.2.10:123 (NTP), tcp:192.0.2.25:25 (mail relay)")
+    steps.add_parser("rotate-key", help="a new master key (re-wrap every key, seal it like the old one, restart)")
     pr.set_defaults(fn=_cmd_provision)
     bx = sub.add_parser("box", help="(used by `appliance provision`) steps that run as the service user")
     bsub = bx.add_subparsers(dest="sub", required=True)
@@ -142,6 +147,9 @@ def _register_provision(sub) -> None:  # noqa: ANN001 - argparse's subparsers ac
     bu.add_argument("--admin-email")
     bu.add_argument("--responsible", required=True)
     bu.add_argument("--responsible-email")
+    rk = bsub.add_parser("rotate-key")
+    rk.add_argument("phase", choices=["begin", "finish"])
+    rk.add_argument("--sealed", default="unknown")
     bx.set_defaults(fn=_cmd_box)
 
 
@@ -233,14 +241,15 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from provisioning.report import gather, render_html
+    from provisioning.report import gather, render_html, render_pdf
 
-    text = render_html(gather(load_config(args.config)))
+    r = gather(load_config(args.config))
+    data = render_pdf(r) if args.format == "pdf" else render_html(r).encode("utf-8")
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        Path(args.out).write_bytes(data)
         print(f"Report written to {args.out}")
     else:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(data)
     return 0
 
 
@@ -352,6 +361,12 @@ def _cmd_recorder(args: argparse.Namespace) -> int:
     return recorder_main(args.config)
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from services.metrics import main as metrics_main
+
+    return metrics_main(args.config, args.port)
+
+
 def _cmd_recorder_devices(args: argparse.Namespace) -> int:
     from services.alsa import list_devices, offered
 
@@ -395,9 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(fn=_cmd_recorder)
     rec.add_subparsers(dest="sub").add_parser(
         "devices", help="list the capture devices and which ones are offered").set_defaults(fn=_cmd_recorder_devices)
+    me = sub.add_parser("metrics", help="serve health metrics (Prometheus text) on 127.0.0.1 (the metrics unit)")
+    me.add_argument("--port", type=int, default=9105, help="without systemd's socket: the loopback port")
+    me.set_defaults(fn=_cmd_metrics)
     sub.add_parser("doctor", help="preflight checks with fix-it hints").set_defaults(fn=_cmd_doctor)
     rp = sub.add_parser("report", help="compliance report for IT and the data-protection officer (no personal data)")
-    rp.add_argument("--format", choices=["html"], default="html")
+    rp.add_argument("--format", choices=["html", "pdf"], default="html")
     rp.add_argument("--out", help="write to this file (default: standard output)")
     rp.set_defaults(fn=_cmd_report)
     from provisioning import audit_cli

@@ -8,6 +8,8 @@ users        the first administrator and the responsible person, each with a one
 gallringsbeslut  the reference of the decision that permits the purge (config; the footer shows it)
 firewall     the nftables ruleset: HTTPS from the office LAN, SSH from the admin network, outbound only what
              IT lists (NTP, the mail relay), everything else dropped
+rotate-key   a new master key: every wrapped key re-wrapped, the new key sealed like the old one (TPM2 or host),
+             the old one's wrappings dropped, the units restarted; receipts `key.rotate` in the audit log
 
 The root half of a step is here; what touches the state directory runs as the service user in a transient
 unit with the sealed key (provisioning/box.py), and every step leaves an audit record `box.provision`.
@@ -79,11 +81,11 @@ def has_tpm2() -> bool:
     return subprocess.run(["systemd-creds", "has-tpm2"], capture_output=True, check=False).returncode == 0
 
 
-def _seal(path: Path, with_key: str, name: str = "master-key") -> None:
+def _seal(path: Path, with_key: str, name: str = "master-key", value_hex: str | None = None) -> None:
     box.CREDSTORE.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     _run(["systemd-creds", "encrypt", f"--with-key={with_key}", f"--name={name}", "-", str(tmp)],
-         input=new_key_hex())
+         input=value_hex or new_key_hex())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
@@ -115,6 +117,57 @@ def credential(with_key: str = "auto") -> list[str]:
 
 def _sealed_with() -> str:
     return box.sealed_with(box.CREDENTIAL)
+
+
+# ---------------------------------------------------------------------------------------------- rotate-key
+
+APPLIANCE_UNITS = ("appliance-web.service", "appliance-asr.service", "appliance-assistant.service",
+                   "appliance-llm.service", "appliance-recorder.service")
+
+
+def rotate_key() -> list[str]:
+    """A new master key, sealed like the old one. At no moment does the sealed key fail to open the state:
+    the new key's wrappings are added first, the credential is replaced in one rename, then the old key's
+    wrappings are dropped (appliance/platform/keys.py). Running it again finishes a rotation cut off half-way."""
+    _require_root()
+    if not box.CREDENTIAL.exists():
+        raise ProvisionError("no sealed master key yet: run `appliance provision credential` first")
+    sealed = _sealed_with()
+    with_key = {"tpm2": "tpm2", "tpm2+host": "tpm2+host", "host": "host"}.get(sealed)
+    if with_key is None:
+        raise ProvisionError(f"the master key is sealed in a way this tool does not reseal ({sealed}); "
+                             "seal the new key by hand (systemd-creds encrypt)")
+    new = new_key_hex()
+    _run(box.service_command(["box", "rotate-key", "begin"]), input=new, timeout=600)
+    _seal(box.CREDENTIAL, with_key, value_hex=new)  # the commit point: one rename
+    _as_service(["box", "rotate-key", "finish", "--sealed", sealed])
+    active = [u for u in APPLIANCE_UNITS
+              if subprocess.run(["systemctl", "is-active", "--quiet", u], check=False).returncode == 0]
+    if active:
+        _run(["systemctl", "restart", *active])  # they hold the old credential's copy
+    return [f"master key rotated (sealed with --with-key={with_key}); every wrapped key re-wrapped, the old "
+            f"key opens nothing; restarted: {', '.join(active) or 'nothing was running'}",
+            "receipt: `appliance audit export --format csv` (actions key.rotate_begin, key.rotate)"]
+
+
+def rotate_dev_key(cfg) -> list[str]:  # noqa: ANN001 - Config
+    """The same on a dev box, whose master key is the key file in the state dir (no systemd credential)."""
+    from appliance.platform import keys
+
+    path = keys.dev_master_key_path(cfg)
+    if not path.exists():
+        raise ProvisionError(f"no master key at {path}: run `appliance init` first")
+    new = new_key_hex()
+    box.rotate_begin(cfg, new)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # the commit point
+    box.rotate_finish(cfg, "dev-key-file")
+    return [f"dev master key rotated in {path}; every wrapped key re-wrapped; restart `appliance run`"]
 
 
 # --------------------------------------------------------------------------------------------------- TLS
@@ -403,5 +456,13 @@ def main_step(args) -> int:  # noqa: ANN001 - argparse namespace
         print(gallringsbeslut(args.reference))
     elif step == "firewall":
         print(firewall(args.office_net or [], args.admin_net or [], args.allow_out or []))
+    elif step == "rotate-key":
+        if box.on_box():
+            lines = rotate_key()
+        else:
+            from appliance.config import load_config
+
+            lines = rotate_dev_key(load_config(args.config))
+        print("\n".join(lines))
     sys.stdout.flush()
     return 0

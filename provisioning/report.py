@@ -1,4 +1,4 @@
-"""`appliance report --format html`: the compliance report for IT and the data-protection officer, and the box
+"""`appliance report --format html|pdf`: the compliance report for IT and the data-protection officer, and the box
 half of `appliance doctor`.
 
 What the box promises, as found now: the self-check (units, watchdogs, firewall, TLS, sealed key, clocks, last
@@ -21,6 +21,7 @@ import re
 import subprocess
 from collections import Counter
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Config
@@ -29,8 +30,8 @@ from provisioning.doctor import Check
 
 SERVICES = ("appliance-web.service", "appliance-asr.service", "appliance-assistant.service",
             "appliance-llm.service", "appliance-recorder.service")
-ACTIVE = (*SERVICES, "appliance-web.socket", "appliance-purge.timer", "appliance-remind.timer",
-          "appliance-firewall.service")
+ACTIVE = (*SERVICES, "appliance-web.socket", "appliance-metrics.socket", "appliance-purge.timer",
+          "appliance-remind.timer", "appliance-firewall.service")
 RECEIPT_WEEKS = 12
 
 
@@ -170,63 +171,152 @@ def _day(ts: float | None, tz: str) -> str:
     return "–" if ts is None else dt.datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
+@dataclass(frozen=True)
+class Table:
+    head: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    verdict_column: int | None = None  # a column holding OK / VARNING / FEL (coloured)
+    code_columns: tuple[int, ...] = ()  # hashes and fingerprints (small, may break anywhere)
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    level: int
+    text: str = ""
+    table: Table | None = None
+
+
+def _verdict(c: dict) -> str:
+    return "VARNING" if c["warning"] else "OK" if c["ok"] else "FEL"
+
+
+def sections(r: dict) -> list[Section]:
+    """The report as sections of text and tables: what both renderers (HTML, PDF) print, the same everywhere."""
+    tz, ret, st = r["retention"]["timezone"], r["retention"], r["state"]
+    checks = [*r["box"], *st["checks"]]
+    receipts = [(_day(x["ts"], tz), str(x["deleted_recordings"]), f"{x['old_key']} → {x['new_key']}", str(x["seq"]))
+                for x in st["receipts"]] or [("Inga gallringar de senaste 12 veckorna.", "", "", "")]
+    models = [(m["name"], "OK" if m["ok"] else "FEL", "\n".join(f"{p} {h}" for p, h in m["files"].items()))
+              for m in st["models"]]
+    return [
+        Section("kontroller", "Självkontroll", 2, table=Table(
+            ("Kontroll", "Resultat", "Detaljer"), [(c["name"], _verdict(c), c["message"]) for c in checks],
+            verdict_column=1)),
+        Section("gallring", "Gallring", 2, table=Table(("", ""), [
+            ("Gallringsbeslut", ret["gallringsbeslut"] or "SAKNAS – gallringen körs inte"),
+            ("Lagringstid", f"{ret['max_age_hours']:g} timmar"),
+            ("Gallring", f"varje {ret['purge_at']} ({tz})"),
+            ("Loggens lagringstid", f"{ret['audit_retention_days']} dagar")])),
+        Section("kvitton", "Gallringskvitton, senaste 12 veckorna", 3, table=Table(
+            ("Tid", "Raderade inspelningar", "Databasnyckel (gammal → ny)", "Loggpost"), receipts,
+            code_columns=(2,))),
+        Section("anvandare", "Användare och roller", 2, text=f"{st['users']} aktiva konton.",
+                table=Table(("Roll", "Antal"), [(k, str(v)) for k, v in st["roles"].items()])),
+        Section("logguppfoljning", "Logguppföljning", 2, table=Table(("", ""), [
+            ("Granskningar av loggen (12 veckor)", str(st["reviews"])),
+            ("Senaste granskning", _day(st["last_review"], tz)),
+            ("Loggkedjan", "obruten" if st["audit_ok"] else "BRUTEN")])),
+        Section("omstarter", "Omstarter av tjänster (vakthund, krasch)", 3, table=Table(
+            ("Tjänst", "Antal"), [(u, str(n)) for u, n in st["restarts"].items()] or [("Inga.", "")])),
+        Section("exponering", "Tjänsternas exponering (systemd-analyze security; lägre är bättre)", 2, table=Table(
+            ("Tjänst", "Poäng"), [(u, "–" if s is None else f"{s:.1f}") for u, s in r["exposure"].items()])),
+        Section("programvara", "Programvara och modeller", 2, text=f"Paket samtalsstod {r['software']['package']}.",
+                table=Table(("Modell", "Status", "Filer (SHA-256)"), models, code_columns=(2,))),
+        Section("hjul", "Installerade Python-paket (wheel)", 3, table=Table(
+            ("Hjul (wheel)", "SHA-256"), list(r["software"]["wheels"].items()), code_columns=(1,))),
+    ]
+
+
+TITLE = "Samtalsstöd – efterlevnadsrapport"
+
+
+def _intro(r: dict) -> str:
+    tz = r["retention"]["timezone"]
+    return (f"Skapad {_day(r['generated'], tz)} ({tz}). Rapporten innehåller inga personuppgifter: bara antal, "
+            "datum, fingeravtryck och kontrollsummor.")
+
+
 def render_html(r: dict) -> str:
     e = html.escape
-    tz = r["retention"]["timezone"]
-    rows = lambda items: "".join(items)  # noqa: E731 - a tiny local join
-    checks = [*r["box"], *r["state"]["checks"]]
-    def verdict(c: dict) -> tuple[str, str]:
-        return ("warn", "VARNING") if c["warning"] else ("ok", "OK") if c["ok"] else ("fail", "FEL")
-
-    check_rows = rows(f"<tr><td>{e(c['name'])}</td><td class='{verdict(c)[0]}'>{verdict(c)[1]}</td>"
-                      f"<td>{e(c['message'])}</td></tr>" for c in checks)
-    role_rows = rows(f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in r["state"]["roles"].items())
-    receipt_rows = rows(f"<tr><td>{_day(x['ts'], tz)}</td><td>{x['deleted_recordings']}</td>"
-                        f"<td><code>{e(str(x['old_key']))}</code> → <code>{e(str(x['new_key']))}</code></td>"
-                        f"<td>{x['seq']}</td></tr>" for x in r["state"]["receipts"]) or \
-        "<tr><td colspan='4'>Inga gallringar de senaste 12 veckorna.</td></tr>"
-    exp_rows = rows(f"<tr><td>{e(u)}</td><td>{'–' if s is None else f'{s:.1f}'}</td></tr>"
-                    for u, s in r["exposure"].items())
-    model_rows = rows(f"<tr><td>{e(m['name'])}</td><td>{'OK' if m['ok'] else 'FEL'}</td><td>"
-                      + "<br>".join(f"{e(p)} <code>{h}</code>" for p, h in m["files"].items()) + "</td></tr>"
-                      for m in r["state"]["models"])
-    wheel_rows = rows(f"<tr><td>{e(n)}</td><td><code>{h}</code></td></tr>" for n, h in r["software"]["wheels"].items())
-    restart_rows = rows(f"<tr><td>{e(u)}</td><td>{n}</td></tr>" for u, n in r["state"]["restarts"].items()) or \
-        "<tr><td colspan='2'>Inga.</td></tr>"
-    ret = r["retention"]
+    verdict_class = {"OK": "ok", "VARNING": "warn", "FEL": "fail"}
+    parts = []
+    for s in sections(r):
+        parts.append(f'<h{s.level} id="{s.id}">{e(s.title)}</h{s.level}>')
+        if s.text:
+            parts.append(f"<p>{e(s.text)}</p>")
+        if s.table is not None:
+            tb = s.table
+            head = "" if not any(tb.head) else "<tr>" + "".join(f"<th>{e(h)}</th>" for h in tb.head) + "</tr>"
+            rows = []
+            for row in tb.rows:
+                cells = []
+                for i, cell in enumerate(row):
+                    text = "<br>".join(e(line) for line in cell.split("\n"))
+                    if i == tb.verdict_column:
+                        cells.append(f"<td class='{verdict_class.get(cell, '')}'>{text}</td>")
+                    elif i in tb.code_columns:
+                        cells.append(f"<td><code>{text}</code></td>")
+                    elif i == 0 and not any(tb.head):
+                        cells.append(f"<th>{text}</th>")
+                    else:
+                        cells.append(f"<td>{text}</td>")
+                rows.append("<tr>" + "".join(cells) + "</tr>")
+            parts.append(f"<table>{head}{''.join(rows)}</table>")
     return f"""<!doctype html>
-<html lang="sv"><head><meta charset="utf-8"><title>Samtalsstöd – efterlevnadsrapport</title>
+<html lang="sv"><head><meta charset="utf-8"><title>{TITLE}</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;color:#111}}table{{border-collapse:collapse;
 width:100%;margin-bottom:1.5rem}}td,th{{border:1px solid #999;padding:.3rem .5rem;text-align:left;vertical-align:top}}
 .ok{{color:#05612a}}.fail{{color:#a00;font-weight:bold}}.warn{{color:#8a5300}}code{{font-size:.8em;word-break:break-all}}
 </style></head><body>
-<h1>Samtalsstöd – efterlevnadsrapport</h1>
-<p>Skapad {_day(r['generated'], tz)} ({e(tz)}). Rapporten innehåller inga personuppgifter: bara antal, datum,
-fingeravtryck och kontrollsummor.</p>
-<h2 id="kontroller">Självkontroll</h2>
-<table><tr><th>Kontroll</th><th>Resultat</th><th>Detaljer</th></tr>{check_rows}</table>
-<h2 id="gallring">Gallring</h2>
-<table><tr><th>Gallringsbeslut</th><td>{e(ret['gallringsbeslut'] or 'SAKNAS – gallringen körs inte')}</td></tr>
-<tr><th>Lagringstid</th><td>{ret['max_age_hours']:g} timmar</td></tr>
-<tr><th>Gallring</th><td>varje {e(ret['purge_at'])} ({e(tz)})</td></tr>
-<tr><th>Loggens lagringstid</th><td>{ret['audit_retention_days']} dagar</td></tr></table>
-<h3 id="kvitton">Gallringskvitton, senaste 12 veckorna</h3>
-<table><tr><th>Tid</th><th>Raderade inspelningar</th><th>Databasnyckel (gammal → ny)</th><th>Loggpost</th></tr>
-{receipt_rows}</table>
-<h2 id="anvandare">Användare och roller</h2>
-<p>{r['state']['users']} aktiva konton.</p>
-<table><tr><th>Roll</th><th>Antal</th></tr>{role_rows}</table>
-<h2 id="logguppfoljning">Logguppföljning</h2>
-<table><tr><th>Granskningar av loggen (12 veckor)</th><td>{r['state']['reviews']}</td></tr>
-<tr><th>Senaste granskning</th><td>{_day(r['state']['last_review'], tz)}</td></tr>
-<tr><th>Loggkedjan</th><td>{'obruten' if r['state']['audit_ok'] else 'BRUTEN'}</td></tr></table>
-<h3 id="omstarter">Omstarter av tjänster (vakthund, krasch)</h3>
-<table><tr><th>Tjänst</th><th>Antal</th></tr>{restart_rows}</table>
-<h2 id="exponering">Tjänsternas exponering (systemd-analyze security; lägre är bättre)</h2>
-<table><tr><th>Tjänst</th><th>Poäng</th></tr>{exp_rows}</table>
-<h2 id="programvara">Programvara och modeller</h2>
-<p>Paket samtalsstod {e(r['software']['package'])}.</p>
-<table><tr><th>Modell</th><th>Status</th><th>Filer (SHA-256)</th></tr>{model_rows}</table>
-<table><tr><th>Hjul (wheel)</th><th>SHA-256</th></tr>{wheel_rows}</table>
+<h1>{TITLE}</h1>
+<p>{e(_intro(r))}</p>
+{chr(10).join(parts)}
 </body></html>
 """
+
+
+def render_pdf(r: dict) -> bytes:
+    """The same report as a PDF (reportlab, in memory): what a data-protection officer files."""
+    import io
+
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+    from reportlab.platypus import Table as PdfTable
+
+    styles = getSampleStyleSheet()
+    cell, code = styles["BodyText"].clone("cell", fontSize=8, leading=10), styles["Code"].clone(
+        "hash", fontSize=6, leading=7, wordWrap="CJK")
+    colour = {"OK": "#05612a", "VARNING": "#8a5300", "FEL": "#aa0000"}
+    e = html.escape
+    story = [Paragraph(e(TITLE), styles["Title"]), Paragraph(e(_intro(r)), styles["BodyText"]), Spacer(1, 4 * mm)]
+    for s in sections(r):
+        story.append(Paragraph(e(s.title), styles["Heading2" if s.level == 2 else "Heading3"]))
+        if s.text:
+            story.append(Paragraph(e(s.text), styles["BodyText"]))
+        if s.table is None:
+            continue
+        tb = s.table
+        data = [[Paragraph(f"<b>{e(h)}</b>", cell) for h in tb.head]] if any(tb.head) else []
+        style = [("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+        for row in tb.rows:
+            cells = []
+            for i, c in enumerate(row):
+                text = "<br/>".join(e(line) for line in c.split("\n"))
+                if i == tb.verdict_column and c in colour:
+                    text = f'<font color="{colour[c]}">{text}</font>'
+                cells.append(Paragraph(text, code if i in tb.code_columns else cell))
+            data.append(cells)
+        width = A4[0] - 30 * mm
+        columns = len(data[0])
+        table = PdfTable(data, colWidths=[width / columns] * columns, repeatRows=1 if any(tb.head) else 0)
+        table.setStyle(style)
+        story += [table, Spacer(1, 4 * mm)]
+    out = io.BytesIO()
+    SimpleDocTemplate(out, pagesize=A4, title=TITLE, author="Samtalsstöd", leftMargin=15 * mm, rightMargin=15 * mm,
+                      topMargin=15 * mm, bottomMargin=15 * mm).build(story)
+    return out.getvalue()

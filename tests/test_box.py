@@ -45,8 +45,8 @@ CANARY_USER, CANARY_TITLE = "kanarie.vendela", "Kanarieärende Östgöta"
 WORKERS = ("appliance-asr.service", "appliance-assistant.service", "appliance-llm.service",
            "appliance-recorder.service")
 SERVICES = (*WORKERS, "appliance-web.service")
-ACTIVE_UNITS = (*SERVICES, "appliance-web.socket", "appliance-purge.timer", "appliance-remind.timer",
-                "appliance-firewall.service")
+ACTIVE_UNITS = (*SERVICES, "appliance-web.socket", "appliance-metrics.socket", "appliance-purge.timer",
+                "appliance-remind.timer", "appliance-firewall.service")
 EXPOSURE_GOAL = {"appliance-web.service": 2.5, **{w: 1.5 for w in WORKERS}}
 
 
@@ -352,3 +352,59 @@ def test_compliance_report_has_its_sections_and_no_personal_data(booted):
     for canary in (CANARY_USER, "Vendela", "Kanarie", CANARY_TITLE, "Östgöta", "Anna", "socialsekreterare",
                    "it.admin", "ansvarig.person", "ekonomi"):
         assert canary.lower() not in text.lower(), canary
+
+
+FETCH = ("import sys, urllib.request\n"
+         "print(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())")
+
+
+def test_metrics_on_loopback_only(booted):
+    box, info = booted
+    fetched = box.run(["python3", "-c", FETCH, "http://127.0.0.1:9105/metrics"], check=False, timeout=60)
+    assert fetched.returncode == 0, fetched.stderr[-800:] + box.journal("appliance-metrics.service", 40)
+    text = fetched.stdout
+    assert 'samtalsstod_jobs{kind="transcribe",state="done"}' in text  # the upload the box transcribed
+    assert "samtalsstod_disk_free_bytes " in text and "samtalsstod_purge_overdue 0" in text
+    for canary in (CANARY_USER, "Vendela", CANARY_TITLE):
+        assert canary not in text
+    # Socket-activated into a service without a network of its own; the LAN cannot reach it.
+    assert box.run(["systemctl", "show", "-p", "PrivateNetwork", "--value", "appliance-metrics.service"]
+                   ).stdout.strip() == "yes"
+    probe = subprocess.run(["ip", "netns", "exec", info["ns"], "python3", "-c", CONNECT, BOX_IP, "9105"],
+                           capture_output=True, text=True, timeout=30).stdout.strip()
+    assert probe.startswith("failed"), probe
+
+
+def test_compliance_report_as_pdf(booted):
+    from pypdf import PdfReader
+
+    box, info = booted
+    box.run(["appliance", "report", "--format", "pdf", "--out", "/var/tmp/report.pdf"], timeout=300)
+    text = "\n".join(page.extract_text() for page in PdfReader(box.root / "var/tmp/report.pdf").pages)
+    for heading in ("Självkontroll", "Gallringskvitton", "Användare och roller", "Logguppföljning",
+                    "Tjänsternas exponering", "Programvara och modeller"):
+        assert heading in text, heading
+    assert GALLRING in text
+    for canary in (CANARY_USER, "Vendela", "Kanarie", CANARY_TITLE, "it.admin", "ansvarig.person"):
+        assert canary.lower() not in text.lower(), canary
+
+
+def test_rotating_the_master_key(booted):
+    """Last: a new master key sealed like the old one; the box carries on, the receipts are in the log."""
+    box, _ = booted
+    before = (box.root / "etc/credstore.encrypted/master-key").read_bytes()
+    out = box.run(["appliance", "provision", "rotate-key"], timeout=300).stdout
+    assert "master key rotated (sealed with --with-key=host)" in out, out
+    assert (box.root / "etc/credstore.encrypted/master-key").read_bytes() != before
+    assert sealed_with(box.root / "etc/credstore.encrypted/master-key") == "host"
+    states = _units_active(box)
+    assert all(s == "active" for s in states.values()), states
+    audit = box.run(["appliance", "audit", "export", "--format", "csv"]).stdout
+    assert ",key.rotate_begin,key:master," in audit and ",key.rotate,key:master," in audit
+    assert box.run(["appliance", "audit", "verify"]).returncode == 0  # the chain goes on across the rotation
+    assert "[OK  ] database: SQLCipher" in box.run(["appliance", "doctor"], check=False, timeout=300).stdout
+    health = box.run(["python3", "-c", "import ssl, urllib.request\n"  # the certificate names the LAN address
+                      "ctx = ssl._create_unverified_context()\n"
+                      "print(urllib.request.urlopen('https://127.0.0.1/healthz', context=ctx, timeout=20).status)"],
+                     timeout=60).stdout.strip()
+    assert health == "200"

@@ -229,6 +229,7 @@ def purge(app: Appliance, *, dry_run: bool = False, reading: clock.Reading | Non
             report.expired = _expired_ids(cfg, conn, reading)
         return report
 
+    keys.refuse_during_rotation(cfg)  # the re-key below would wrap the new database key under one master key only
     lock_fd = db.lock_exclusive(cfg.paths.db_lock, cfg.retention.lock_timeout_seconds)
     try:
         current = app.current_db()

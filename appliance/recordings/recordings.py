@@ -382,3 +382,8 @@ def mark_transcribed(conn: Connection, rec_id: str, *, language: str | None = No
     conn.execute("UPDATE recordings SET status = 'ready', progress = 1, error = NULL, "
                  "language = coalesce(?, language), duration = coalesce(duration, ?) WHERE id = ?",
                  (language, duration, rec_id))
+
+
+def counts_by_status(conn: Connection) -> dict[str, int]:
+    """How many recordings are in each status (health figures for IT; no ids, no titles)."""
+    return {r[0]: r[1] for r in conn.execute("SELECT status, count(*) FROM recordings GROUP BY status")}
