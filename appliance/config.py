@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from appliance.errors import ConfigError
 
@@ -62,13 +62,105 @@ class WebConfig(_Strict):
     login_lockout_minutes: int = Field(15, ge=1, title="Lockout length after too many failures")
 
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_GRPC_TARGET = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$"
+
+
+def grpc_host(target: str) -> str:
+    """'127.0.0.1:8001' -> '127.0.0.1', '[::1]:8001' -> '::1'."""
+    return target.rsplit(":", 1)[0].strip("[]")
+
+
+class _GrpcClientConfig(_Strict):
+    """How the asr unit reaches an inference server over gRPC: loopback, or TLS (mutual with a client
+    certificate) to a central server. Certificate and key are file paths; the key file is IT's to protect."""
+
+    tls: bool = Field(False, title="Use TLS (required for a server that is not on loopback)")
+    ca_file: Path | None = Field(None, title="CA certificate(s) the server's certificate must chain to (PEM); "
+                                            "default: the system's")
+    cert_file: Path | None = Field(None, title="This box's client certificate (PEM) for mutual TLS")
+    key_file: Path | None = Field(None, title="The client certificate's private key (PEM file, readable by the "
+                                             "asr unit only)")
+    connect_timeout_seconds: float = Field(5, gt=0, le=120, title="Give up connecting to the server after this")
+    request_timeout_seconds: float = Field(600, gt=0, le=7200,
+                                           title="Give up on one request (one chunk of audio) after this")
+    retries: int = Field(3, ge=0, le=20, title="Retries of a failed request before the job waits (server down)")
+    retry_backoff_seconds: float = Field(1.0, ge=0, le=60,
+                                         title="Wait before the first retry; doubled for each further one")
+
+    def _check_tls(self, url: str) -> None:
+        if not self.tls and grpc_host(url) not in _LOOPBACK:
+            raise ValueError(f"{url} is not on loopback: set tls = true (and cert_file/key_file for mutual TLS); "
+                             "audio must not cross the network in clear text")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS)")
+
+
+class TritonAsrConfig(_GrpcClientConfig):
+    """`[asr] backend = "triton"`: Whisper served by Triton Inference Server (models/triton_asr.py)."""
+
+    url: str = Field("127.0.0.1:8001", pattern=_GRPC_TARGET, title="Triton's gRPC address (HOST:PORT)")
+    model_name: str = Field("whisper", pattern=r"^[A-Za-z0-9_.\-]{1,100}$", title="Model name in Triton's repository")
+    protocol: Literal["samtalsstod", "trtllm-whisper"] = Field(
+        "samtalsstod",
+        title="samtalsstod: the project's own model (models/triton/whisper: segments, words, probabilities); "
+              "trtllm-whisper: the tensors of NVIDIA's TensorRT-LLM Whisper example (WAV, WAV_LENS, TEXT_PREFIX -> "
+              "TRANSCRIPTS): text per chunk of at most 30 s, no word timestamps or probabilities")
+    chunk_seconds: float = Field(
+        300, ge=5, le=600,
+        title="Longest audio per request; longer recordings are cut at silences. The server runs faster-whisper's "
+              "own 30-second windowing inside a piece, so long pieces cost what in-process costs; short ones "
+              "(30) let a GPU server decode one recording's pieces in parallel (max_in_flight). trtllm-whisper "
+              "takes at most 30 (one window per request)")
+    max_in_flight: int = Field(2, ge=1, le=64,
+                               title="Chunks of one recording sent at once (the server batches them dynamically)")
+
+    @model_validator(mode="after")
+    def _check(self) -> TritonAsrConfig:
+        self._check_tls(self.url)
+        if self.protocol == "trtllm-whisper" and "chunk_seconds" in self.model_fields_set and self.chunk_seconds > 30:
+            raise ValueError("trtllm-whisper takes at most 30 s per request: chunk_seconds <= 30")
+        return self
+
+
+class RivaAsrConfig(_GrpcClientConfig):
+    """`[asr] backend = "riva"`: NVIDIA Riva's ASR service (models/riva_asr.py)."""
+
+    url: str = Field("127.0.0.1:50051", pattern=_GRPC_TARGET, title="Riva's gRPC address (HOST:PORT)")
+    language_code: str = Field("sv-SE", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$|^multi$",
+                               title="Language code sent to Riva (sv-SE, or what a multilingual model takes)")
+    model_name: str = Field("", pattern=r"^[A-Za-z0-9_.\-]{0,200}$",
+                            title="Riva model to use; empty: the server picks one for the language")
+    punctuation: bool = Field(True, title="Ask Riva for automatic punctuation")
+    chunk_seconds: float = Field(300, ge=5, le=3600,
+                                 title="Longest audio per offline request; longer recordings are cut at silences")
+    max_message_mb: int = Field(64, ge=4, le=2000,
+                                title="gRPC message limit in MiB (gRPC's default 4 MiB holds only ~2 minutes "
+                                      "of 16 kHz PCM); the server must accept as much")
+
+    @model_validator(mode="after")
+    def _check(self) -> RivaAsrConfig:
+        self._check_tls(self.url)
+        if self.chunk_seconds * 16_000 * 2 > self.max_message_mb * 1024 * 1024 * 0.95:
+            raise ValueError(f"chunk_seconds = {self.chunk_seconds:g} needs more than max_message_mb = "
+                             f"{self.max_message_mb} MiB of 16-bit PCM per request")
+        return self
+
+
 class AsrConfig(_Strict):
-    backend: Literal["faster-whisper"] = Field("faster-whisper", title="Transcription backend")
-    model: str = Field("whisper-base", title="Model name in the model store")
+    backend: Literal["faster-whisper", "triton", "riva"] = Field(
+        "faster-whisper", title="Transcription backend: faster-whisper in the asr unit, Whisper on a Triton "
+                                "Inference Server ([asr.triton]) or NVIDIA Riva ([asr.riva])")
+    model: str = Field("whisper-base", title="Model name in the model store (faster-whisper; also what the "
+                                             "triton unit serves)")
     language: str = Field("sv", min_length=2, max_length=3, title="Default spoken language")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", title="Inference device")
     compute_type: str = Field("int8", title="CTranslate2 compute type (int8, float16, int8_float16 …)")
     cpu_threads: int = Field(0, ge=0, title="CPU threads (0 = library default)")
+    batch_size: int = Field(
+        0, ge=0, le=128,
+        title="faster-whisper on a GPU: transcribe files with its BatchedInferencePipeline, this many 30-second "
+              "pieces at once (0 = one after another, the CPU default; bench/asr_gpu.py measures it)")
     beam_size: int = Field(5, ge=1, le=10, title="Beam size")
     vad_filter: bool = Field(True, title="Skip silence with Silero VAD")
     initial_prompt: str = Field(
@@ -79,6 +171,53 @@ class AsrConfig(_Strict):
     lease_seconds: int = Field(60, ge=2, title="Job lease; a dead worker's job is retried after this")
     poll_seconds: float = Field(1.0, gt=0, title="Queue poll interval when idle")
     max_attempts: int = Field(3, ge=1, title="Attempts before a job is marked failed")
+    unavailable_wait_seconds: float = Field(
+        30, gt=0, le=3600, title="When the transcription server is down, wait this long before the next try "
+                                 "(the job waits in the queue; its attempt is not counted)")
+    triton: TritonAsrConfig = TritonAsrConfig()
+    riva: RivaAsrConfig = RivaAsrConfig()
+
+
+class TritonServerConfig(_Strict):
+    """The `triton` unit (services/triton_server.py): Triton Inference Server on this box serving the project's
+    model repository (models/triton/) with the model store's Whisper model. A central server for several
+    boxes runs the same (README: "A central Triton server")."""
+
+    python: Path = Field(
+        Path(".venv-triton/bin/python"),
+        title="Python of the server's own virtualenv (nvidia-pytriton's tritonserver + faster-whisper, numpy < 2: "
+              "models/triton/requirements.txt; relative paths are from the project directory)")
+    host: str = Field("127.0.0.1", title="gRPC listen address (loopback on a box; a central server: TLS required)")
+    port: int = Field(8001, ge=1, le=65535, title="gRPC port")
+    model: str = Field("", title="Model store name of the Whisper model served (empty: [asr] model)")
+    models: tuple[Literal["whisper", "whisper_bls_ct2"], ...] = Field(
+        ("whisper",), min_length=1,
+        title="Models of models/triton/ to serve: whisper (the samtalsstod protocol), whisper_bls_ct2 (the "
+              "TensorRT-LLM example's tensors, faster-whisper standing in for the engine)")
+    device: Literal["cpu", "cuda"] = Field("cpu", title="Inference device inside the server")
+    compute_type: str = Field("int8", title="CTranslate2 compute type inside the server")
+    cpu_threads: int = Field(0, ge=0, title="CPU threads per model worker (0 = library default)")
+    instances: int = Field(1, ge=1, le=16, title="Model instances (processes); more on a GPU server")
+    workers: int = Field(1, ge=1, le=16, title="Requests each instance decodes in parallel (CTranslate2 workers)")
+    max_batch_size: int = Field(8, ge=1, le=256, title="Requests the dynamic batcher hands over at once")
+    max_queue_delay_ms: float = Field(5, ge=0, le=1000, title="How long the dynamic batcher waits to fill a batch")
+    tls_cert_file: Path | None = Field(None, title="Server certificate (PEM) for gRPC over TLS")
+    tls_key_file: Path | None = Field(None, title="Its private key (PEM)")
+    tls_client_ca_file: Path | None = Field(None, title="CA of the client certificates: mutual TLS, only boxes "
+                                                        "holding a certificate from it may connect")
+    private_network: bool = Field(False, title="Listen off loopback without TLS: only on a network that nothing "
+                                               "but the boxes can reach (a VPN); mutual TLS is better")
+
+    @model_validator(mode="after")
+    def _check(self) -> TritonServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        if self.host not in _LOOPBACK and self.tls_cert_file is None and not self.private_network:
+            raise ValueError(f"host {self.host} is not loopback: configure TLS (tls_cert_file, tls_key_file and "
+                             "tls_client_ca_file for mutual TLS) or, on a closed network, private_network = true")
+        return self
 
 
 class DiarizationConfig(_Strict):
@@ -122,6 +261,10 @@ class RetentionConfig(_Strict):
         24, ge=0, le=24 * 365,
         title="With audio_shred = hours_after_final: hours between the final transcript and the audio's shredding "
               "(0: as soon as the transcript is final)")
+    gallringsbeslut: str = Field(
+        "", max_length=200, pattern=r"^[^\n\r]*$",
+        title="Reference of the decision that permits the purge (gallringsbeslut, e.g. 'SN 2025/123 § 4'); the purge "
+              "refuses to run without one and every page's footer shows it (`appliance provision gallringsbeslut`)")
 
     @field_validator("reminders")
     @classmethod
@@ -280,6 +423,7 @@ class Config(_Strict):
     paths: PathsConfig = PathsConfig()
     web: WebConfig = WebConfig()
     asr: AsrConfig = AsrConfig()
+    triton_server: TritonServerConfig = TritonServerConfig()
     diarization: DiarizationConfig = DiarizationConfig()
     retention: RetentionConfig = RetentionConfig()
     mail: MailConfig = MailConfig()
@@ -305,17 +449,23 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
                 f"Unknown environment setting {name}: expected {ENV_PREFIX}<SECTION>__<KEY> "
                 f"with SECTION one of {sorted(s.upper() for s in sections)}"
             )
-        out.setdefault(section, {})[key] = value
+        # A sub-section's key: APPLIANCE_ASR__TRITON__URL -> [asr.triton] url.
+        *parents, leaf = key.split("__")
+        node = out.setdefault(section, {})
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     return out
 
 
 def _merge(base: dict, override: dict) -> dict:
-    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, values in override.items():
-        if isinstance(merged.get(section), dict):
-            merged[section].update(values)
+    """`base` with `override`'s keys put in, sub-sections merged key by key (not replaced)."""
+    merged = {k: _merge(v, {}) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
         else:
-            merged[section] = dict(values)
+            merged[key] = _merge(value, {}) if isinstance(value, dict) else value
     return merged
 
 

@@ -40,3 +40,13 @@ class Throttled(AuthError):
 
 class ModelError(ApplianceError):
     """A model is missing or its files do not match the manifest."""
+
+
+class AsrUnavailable(ApplianceError):
+    """The transcription server cannot be reached or its model is not ready, after retries. Transient: the job
+    goes back to the queue (its attempt not counted) and nothing is lost."""
+
+
+class AsrRejected(ApplianceError):
+    """The transcription server refuses the request (an unsupported language, audio it will not take):
+    retrying does not help, the job fails with this message."""

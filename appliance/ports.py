@@ -20,7 +20,7 @@ class Word:
     start: float
     end: float
     word: str
-    probability: float
+    probability: float | None  # the model's confidence in the word (0..1); None: the backend gives none
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,30 @@ class TranscribeOptions:
     # With two or more, every stretch of speech is transcribed in the one that fits it best and each Segment
     # says which (models/languages.py does this for any Transcriber); empty: one language, `language`.
     languages: tuple[str, ...] = ()
+    # A step of the live transcript (services/live_asr.py): a short window where latency matters more than
+    # throughput. A backend that streams (capabilities().streaming) streams it; batched pipelines are for files.
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class TranscriberCapabilities:
+    """What a transcription backend delivers, so the rest of the product degrades cleanly without it.
+
+    Without word timestamps the transcript is seekable line by line only; without word probabilities there
+    are no confidence-based correction suggestions (the recording page says both, from the stored words)."""
+
+    word_timestamps: bool
+    word_probabilities: bool
+    streaming: bool  # the live transcript is streamed to the server (else sent window by window)
+    languages: frozenset[str] | None  # language codes it accepts; None: not known until asked
+    longest_chunk_seconds: float | None  # longest audio per request the server accepts; None: any length
+
+    def accepts_language(self, language: str) -> bool:
+        """Whether `language` ("sv", or a BCP-47 code like "sv-SE") is one the backend offers (True if unknown)."""
+        if self.languages is None or not language:
+            return True
+        primary = language.split("-")[0].lower()
+        return language in self.languages or any(code.split("-")[0].lower() == primary for code in self.languages)
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,7 @@ class Transcript:
                     "text": s.text,
                     "words": [
                         {"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
-                         "probability": round(w.probability, 4)}
+                         "probability": None if w.probability is None else round(w.probability, 4)}
                         for w in s.words
                     ],
                 }
@@ -91,9 +115,20 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    """A loaded speech-to-text model. Loaded once per process, reused for every job."""
+    """A speech-to-text backend: a model loaded in this process (faster-whisper) or a client of an inference
+    server (Triton, Riva). Made once per process (`models.load_transcriber`), reused for every job.
+
+    Any length of audio is accepted: a backend whose server takes shorter requests cuts the audio itself
+    (at silences, so no word is lost at a cut). Failures: `AsrUnavailable` when the server cannot be reached
+    after retries (the job waits and is retried), `AsrRejected` when it refuses the request (retrying does
+    not help), both with messages fit for the recording page."""
 
     name: str
+
+    def capabilities(self) -> TranscriberCapabilities:
+        """What this backend delivers. Never fails: a server-backed one answers from what it knows (its protocol,
+        an earlier probe of the server) and leaves unknown what it could not learn."""
+        ...
 
     def transcribe(
         self, audio: np.ndarray, options: TranscribeOptions
@@ -101,6 +136,23 @@ class Transcriber(Protocol):
         """Transcribe mono float32 audio at SAMPLE_RATE. Segments are yielded lazily as decoded."""
         ...
 
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What a server-backed transcriber learnt from its server (for `appliance doctor`)."""
+
+    reachable: bool
+    model_ready: bool
+    languages: frozenset[str] | None  # None: the server does not say
+    detail: str  # what was asked and answered, for IT (no content)
+
+
+class ServerTranscriber(Transcriber, Protocol):
+    """A transcriber that is a client of an inference server (Triton, Riva)."""
+
+    def probe(self) -> ServerStatus:
+        """Ask the server now (short timeouts, no retries): reachable, model loaded, languages offered."""
+        ...
 
 
 @dataclass(frozen=True)

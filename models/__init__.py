@@ -2,8 +2,10 @@
 
 Transcriber backends register themselves by config name (``asr.backend``) with
 `register_transcriber`, diarization backends (``diarization.backend``) with `register_diarizer`;
-`load_transcriber` verifies the model against the manifest first, so a model whose files do not match is
-never handed to a library. Backend modules keep their heavy imports (faster_whisper, ctranslate2, torch,
+`load_transcriber` verifies a local model against the manifest first, so a model whose files do not match is
+never handed to a library. Server-backed transcribers (Triton, Riva) have no local model (``kinds=()``): the
+server holds it, and they only make a client (no connection until the first request, so the asr unit starts
+while the server is down). Backend modules keep their heavy imports (faster_whisper, ctranslate2, torch,
 ...) inside functions, so discovering them is cheap.
 """
 
@@ -33,8 +35,8 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 # compiled code only, kept in the temp dir (the unit's PrivateTmp on a box), never in the code tree.
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"samtalsstod-numba-{os.getuid()}"))
 
-TranscriberFactory = Callable[[Path, AsrConfig], Transcriber]
-"""Builds a loaded transcriber from a verified model path and the asr config."""
+TranscriberFactory = Callable[[Path | None, AsrConfig], Transcriber]
+"""Builds a transcriber from a verified model path (None for a server-backed one) and the asr config."""
 
 # Modules in this package that are not backends and need not be imported to discover backends.
 _NOT_BACKENDS = {"store"}
@@ -43,7 +45,7 @@ _NOT_BACKENDS = {"store"}
 @dataclass(frozen=True)
 class _Backend:
     factory: TranscriberFactory
-    kinds: tuple[str, ...]  # model kinds (manifest `kind`) this backend can load
+    kinds: tuple[str, ...]  # model kinds (manifest `kind`) this backend can load; () : served elsewhere
 
 
 _TRANSCRIBERS: dict[str, _Backend] = {}
@@ -52,7 +54,8 @@ _TRANSCRIBERS: dict[str, _Backend] = {}
 def register_transcriber(
     name: str, kinds: tuple[str, ...] = ("whisper-ct2",)
 ) -> Callable[[TranscriberFactory], TranscriberFactory]:
-    """Class/function decorator: make a transcriber backend available under config name `name`."""
+    """Class/function decorator: make a transcriber backend available under config name `name`
+    (`kinds=()`: a client of a server that holds the model, no local model to verify)."""
 
     def decorator(factory: TranscriberFactory) -> TranscriberFactory:
         if name in _TRANSCRIBERS and _TRANSCRIBERS[name].factory is not factory:
@@ -76,13 +79,16 @@ def transcriber_backends() -> list[str]:
 
 
 def load_transcriber(asr_config: AsrConfig, store_dir: Path) -> Transcriber:
-    """Verify the configured model against the manifest, then load it with the configured backend."""
+    """The configured backend: a local model verified against the manifest and loaded, or a server's client."""
     if asr_config.backend not in _TRANSCRIBERS:
         _discover()
     backend = _TRANSCRIBERS.get(asr_config.backend)
     if backend is None:
         raise ModelError(f"Unknown transcription backend {asr_config.backend!r}; "
                          f"available: {sorted(_TRANSCRIBERS)}")
+    if not backend.kinds:
+        log.info("transcriber %s: a client of its server (no local model)", asr_config.backend)
+        return backend.factory(None, asr_config)
     spec = get_spec(asr_config.model)
     if spec.kind not in backend.kinds:
         raise ModelError(f"Model {spec.name} is a {spec.kind} model; backend {asr_config.backend} "

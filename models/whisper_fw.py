@@ -3,6 +3,11 @@
 The model is loaded from a local directory only: `load_transcriber` has verified it against the
 manifest and passes its path, and WhisperModel is given that path (plus local_files_only) so it never
 falls back to a model hub. faster_whisper is imported when a model is loaded, not at module import.
+
+GPU path: with `[asr] batch_size > 0` (meant for `device = "cuda"`), files are transcribed with faster-whisper's
+BatchedInferencePipeline (VAD cuts the audio into pieces of at most 30 s, decoded `batch_size` at a time, no
+conditioning on the previous piece's text); live steps stay on the sequential path (a short window, latency
+first). bench/asr_gpu.py measures both on a GPU.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from appliance.config import AsrConfig
 from appliance.errors import ModelError
-from appliance.ports import Segment, TranscribeOptions, TranscriptInfo, Word
+from appliance.ports import Segment, TranscribeOptions, TranscriberCapabilities, TranscriptInfo, Word
 from models import register_transcriber
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +65,20 @@ class FasterWhisperTranscriber:
         # temporaries for 10 minutes, growing with the file). The chunked one gives the same features,
         # bit for bit, in blocks of 30 s; transcribe() reaches features only through this attribute.
         self._model.feature_extractor = ChunkedFeatureExtractor.like(self._model.feature_extractor)
+        self._batch_size = asr_config.batch_size
+        self._batched = None
+        if self._batch_size > 0:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(self._model)
+            log.info("files are transcribed in batches of %d (BatchedInferencePipeline on %s)", self._batch_size,
+                     asr_config.device)
+        self._capabilities = TranscriberCapabilities(
+            word_timestamps=True, word_probabilities=True, streaming=False,
+            languages=frozenset(self._model.supported_languages), longest_chunk_seconds=None)
+
+    def capabilities(self) -> TranscriberCapabilities:
+        return self._capabilities
 
     def transcribe(self, audio: np.ndarray,
                    options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
@@ -70,13 +89,16 @@ class FasterWhisperTranscriber:
         # carry a second copy of the whole recording (38 MB per 10 minutes) through feature extraction.
         holder = [audio]
         del audio
-        segments, info = self._model.transcribe(
+        batched = self._batched is not None and not options.live
+        extra = {"batch_size": self._batch_size} if batched else {}
+        segments, info = (self._batched if batched else self._model).transcribe(
             holder.pop(),
             language=options.language or None,
             beam_size=options.beam_size,
             vad_filter=options.vad_filter,
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt,
+            **extra,
         )
         return TranscriptInfo(language=info.language, duration=float(info.duration)), _convert(segments)
 

@@ -1,7 +1,8 @@
 """`appliance run`: the dev/demo supervisor behind `make run`.
 
 Starts the same processes systemd starts on a box (web under gunicorn with TLS, the asr worker, the
-desk-microphone recorder, the llm unit and the assistant worker, and the shred timer's work as a loop),
+desk-microphone recorder, the llm unit and the assistant worker, the shred timer's work as a loop, and the
+triton unit when the asr unit uses Triton on this machine: `make triton-venv` first),
 restarts a crashed child like `Restart=always` would, and stops them all on Ctrl-C.
 """
 
@@ -74,6 +75,14 @@ def assistant_commands(cfg: Config) -> dict[str, list[str]]:
     return {**cmds, "assistant": [sys.executable, "-m", "services.assistant"]}
 
 
+def triton_commands(cfg: Config) -> dict[str, list[str]]:
+    """The triton unit, when the asr unit uses Triton on this machine ([asr] backend = "triton" at the address
+    [triton_server] listens on); a central server is started elsewhere."""
+    if cfg.asr.backend != "triton" or cfg.asr.triton.url != f"{cfg.triton_server.host}:{cfg.triton_server.port}":
+        return {}
+    return {"triton": [sys.executable, "-m", "services.triton_server"]}
+
+
 def recorder_command() -> list[str]:
     return [sys.executable, "-m", "services.recorder"]
 
@@ -86,7 +95,7 @@ def shred_command() -> list[str]:
 def run(cfg: Config) -> int:
     signin = ensure_dev_admin(cfg)
     children = {"web": gunicorn_command(cfg), "asr": asr_command(), "recorder": recorder_command(),
-                "shred": shred_command(), **assistant_commands(cfg)}
+                "shred": shred_command(), **assistant_commands(cfg), **triton_commands(cfg)}
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in children.items()}
     print(f"\nSamtalsstöd körs på https://{cfg.web.host}:{cfg.web.port}  (självsignerat certifikat)\n"

@@ -176,10 +176,53 @@ def check_llm(cfg: Config) -> Check:
     return Check("language model", True, f"{cfg.llm.model} at {cfg.llm.base_url}")
 
 
+def _asr_backend(cfg: Config) -> list[Check]:
+    """The configured transcription backend: in-process (the model check covers it) or a server that must
+    answer, have its model loaded and take the configured language."""
+    from models import load_transcriber
+
+    backend = cfg.asr.backend
+    if backend == "faster-whisper":
+        return [Check("transcription", True, f"faster-whisper in the asr unit, model {cfg.asr.model} on "
+                      f"{cfg.asr.device}" + (f", batches of {cfg.asr.batch_size}" if cfg.asr.batch_size else ""))]
+    url = cfg.asr.triton.url if backend == "triton" else cfg.asr.riva.url
+    name = f"transcription ({backend} at {url})"
+    if backend == "triton":
+        start = ("start it: `systemctl start appliance-triton` (`journalctl -u appliance-triton` says why it "
+                 "stopped)" if cfg.asr.triton.url.rsplit(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
+                 else "check that the central Triton server runs")
+        unready = (f"load model {cfg.asr.triton.model_name!r} on the server ([triton_server] models, the server's "
+                   "log) or set [asr.triton] model_name to a model it serves")
+    else:
+        start = "check that the Riva server runs (`docker ps` / `systemctl status riva` on it)"
+        unready = "set [asr.riva] model_name to a model the server lists, or leave it empty"
+    try:
+        status = load_transcriber(cfg.asr, cfg.paths.models).probe()
+    except ApplianceError as exc:
+        return [Check(name, False, str(exc), "check the [asr] section (`appliance config validate`)")]
+    if not status.reachable:
+        return [Check(name, False, status.detail, f"{start}; check [asr.{backend}] url, TLS files and the firewall")]
+    if not status.model_ready:
+        return [Check(name, False, status.detail, unready)]
+    checks = [Check(name, True, status.detail)]
+    language = cfg.asr.language if backend == "triton" else cfg.asr.riva.language_code
+    offered = status.languages
+    if offered is not None and language not in offered and not any(
+            c.split("-")[0] == language.split("-")[0] for c in offered) and "multi" not in offered:
+        checks.append(Check("transcription language", False, f"the server offers no model for {language!r} "
+                            f"(it offers: {', '.join(sorted(offered))})",
+                            f"set [asr] language / [asr.{backend}] to a language it offers, or install a model for "
+                            f"{language} on the server"))
+    else:
+        checks.append(Check("transcription language", True, f"{language} is offered"
+                            if offered is not None else f"{language} (the server does not list its languages)"))
+    return checks
+
+
 def run_checks(cfg: Config) -> list[Check]:
     steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
                                                             _clock, _purge, check_log_review,
-                                                            _capture_devices, check_llm]
+                                                            _capture_devices, check_llm, _asr_backend]
     checks: list[Check] = []
     for step in steps:
         result = step(cfg)

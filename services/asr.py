@@ -16,7 +16,7 @@ import socket
 from contextlib import closing
 
 from appliance.config import Config, load_config
-from appliance.errors import ApplianceError, BadAudio, IntegrityError
+from appliance.errors import ApplianceError, AsrRejected, AsrUnavailable, BadAudio, IntegrityError
 from appliance.platform import jobs
 from appliance.platform.context import Appliance, open_appliance
 from appliance.platform.db import transaction
@@ -49,6 +49,8 @@ class Transcribe:
     def __init__(self, cfg: Config, transcriber: Transcriber, diarizer: Diarizer | None) -> None:
         self.cfg, self.transcriber, self.diarizer = cfg, transcriber, diarizer
         self.lease_seconds, self.max_attempts = cfg.asr.lease_seconds, cfg.asr.max_attempts
+        # A transcription server (Triton, Riva) that is down: the job waits, nothing lost, no attempt used up.
+        self.postpone_on, self.postpone_seconds = (AsrUnavailable,), cfg.asr.unavailable_wait_seconds
 
     def process(self, job: jobs.Job, ctx: JobContext) -> None:
         rec_id = job.subject_id
@@ -80,6 +82,8 @@ class Transcribe:
             return "bad_audio"
         if isinstance(exc, IntegrityError):
             return "integrity"
+        if isinstance(exc, AsrRejected):  # the transcription server refuses it (e.g. its language): retrying won't help
+            return "asr_rejected"
         return None
 
 

@@ -41,6 +41,8 @@ class WriteDraft:
                  cfg: AssistantConfig) -> None:
         self.kind, self.work, self.client, self.cfg = kind, work, client, cfg
         self.lease_seconds, self.max_attempts = cfg.lease_seconds, cfg.max_attempts
+        # The model server down fails the draft at once with a retry button (the caseworker is waiting).
+        self.postpone_on, self.postpone_seconds = (), 0.0
 
     def process(self, job: jobs.Job, ctx: JobContext) -> None:
         with closing(ctx.connect()) as conn:

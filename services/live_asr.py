@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import closing
+from dataclasses import replace
 
 import numpy as np
 
@@ -108,8 +109,10 @@ class LiveTranscriber:
             except NotFound:  # stopped meanwhile: the chunks became the WAV; the next step reads that
                 return False
             found = recordings.transcription_input(conn, rec_id)
-            options = options_for(cfg.asr, language=found.language if found else None, conn=conn,
-                                  interpreter_language=found.interpreter_language if found else None)
+            # live: a backend that streams (Riva) streams the window; batched pipelines are for whole files.
+            options = replace(options_for(cfg.asr, language=found.language if found else None, conn=conn,
+                                          interpreter_language=found.interpreter_language if found else None),
+                              live=True)
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         del pcm
         at_mark = limit < available or final

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from appliance.config import Config, LlmConfig, load_config
 from appliance.errors import ApplianceError
+from appliance.platform import sdnotify
 from models.store import verify_model
 
 log = logging.getLogger(__name__)
@@ -60,16 +61,26 @@ def _prepare_socket(path: Path) -> None:
 def serve(cfg: Config) -> None:
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        """Tells systemd (Type=notify) the unit is ready once the model is loaded and the socket listens."""
+
+        async def startup(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
+            await super().startup(sockets=sockets)
+            if not self.should_exit:
+                # No loop of ours to watch: the watchdog thread catches a frozen process.
+                sdnotify.ready(f"serving {cfg.llm.model}", alive=lambda: True)
+
     app = build_app(cfg)
     # No access log: paths only, but nothing here needs them and the unit stays quiet.
     kwargs = {"log_level": "warning", "access_log": False}
     if cfg.llm.socket is not None:
         _prepare_socket(cfg.llm.socket)
         log.info("llm serving %s on unix:%s", cfg.llm.model, cfg.llm.socket)
-        uvicorn.run(app, uds=str(cfg.llm.socket), **kwargs)
+        config = uvicorn.Config(app, uds=str(cfg.llm.socket), **kwargs)
     else:
         log.info("llm serving %s on http://%s:%s", cfg.llm.model, cfg.llm.host, cfg.llm.port)
-        uvicorn.run(app, host=cfg.llm.host, port=cfg.llm.port, **kwargs)
+        config = uvicorn.Config(app, host=cfg.llm.host, port=cfg.llm.port, **kwargs)
+    _Server(config).run()
 
 
 def main(config_path: str | None = None) -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from appliance.config import load_config
 from appliance.errors import ApplianceError, NotFound
+from appliance.platform import sdnotify
 from appliance.platform.context import Appliance, open_appliance
 from appliance.platform.db import Connection
 from appliance.recordings import desk, live
@@ -92,8 +93,10 @@ class RecorderService:
 
     def run_forever(self) -> None:
         log.info("recorder %s ready", self.worker)
+        sdnotify.ready("recording")
         try:
             while not self.stopping.is_set():
+                sdnotify.watchdog_ping()
                 try:
                     self.run_once()
                 except Exception:  # a database hiccup must not end the unit; captures keep running

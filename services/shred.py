@@ -18,6 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from appliance.compliance import identifiers
+from appliance.errors import KeyError_
 from appliance.platform import retention
 from appliance.platform.context import Appliance
 from appliance.recordings import audio_life
@@ -44,10 +45,9 @@ def run_once(app: Appliance) -> ShredRun:
     if pending:
         try:
             out.rekey = retention.rekey(app, actor=ACTOR)
-        except TimeoutError:
+        except (TimeoutError, KeyError_) as exc:  # busy, or a master-key rotation is unfinished
             out.rekey_waiting = pending
-            log.warning("re-key postponed: the database stayed in use; %d erasure(s) wait for the next run",
-                        pending)
+            log.warning("re-key postponed (%s); %d erasure(s) wait for the next run", exc, pending)
     return out
 
 

@@ -11,10 +11,15 @@ What happens to errors, the same for every unit:
 - the unit is stopping, or the lease was lost: the job goes back to the queue (`jobs.release`);
 - an error the handler names permanent (`failure_code` returns a code): the job fails and its subject shows
   the error's message, which is safe to show (a domain error);
+- an error that says a server the job needs is down (`postpone_on`, e.g. the Triton server): the job goes back
+  to the queue without using up an attempt, its subject shows why it waits, and the unit pauses
+  `postpone_seconds` before it claims again;
 - anything else: logged without content, the lease lapses and the job is retried, at most `max_attempts`
   times in all, after which the subject shows the kind's "stopped repeatedly" message.
 
 Database connections are short-lived, never held across the work, so a purge can re-key the database meanwhile.
+Under systemd the loop tells it when it is ready and feeds the watchdog on every turn and every progress report
+(appliance/platform/sdnotify.py): a hung worker is killed and restarted, and the restart is audited.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from appliance.platform import jobs
+from appliance.platform import jobs, sdnotify
 from appliance.platform.context import Appliance
 from appliance.platform.db import Connection, transaction
 
@@ -78,9 +83,11 @@ class JobContext:
         return self.app.connect()
 
     def check(self) -> None:
-        """Raise Stopping when the unit is stopping or the lease is gone."""
+        """Raise Stopping when the unit is stopping or the lease is gone; otherwise the unit is alive (a long job
+        keeps the systemd watchdog fed through its progress callbacks)."""
         if self.stopping.is_set() or self.keeper.lost:
             raise Stopping
+        sdnotify.watchdog_ping()
 
     def progress(self, write: Callable[[Connection, float], None], interval: float) -> Callable[[float], None]:
         """A progress callback for long work: checks for a stop at every call and writes the fraction done
@@ -114,6 +121,8 @@ class JobHandler(Protocol):
     kind: jobs.JobKind
     lease_seconds: float
     max_attempts: int
+    postpone_on: tuple[type[Exception], ...]  # errors meaning "a server it needs is down: try again later"
+    postpone_seconds: float
 
     def process(self, job: jobs.Job, ctx: JobContext) -> None:
         """Do the job; write the result inside `ctx.commit()`."""
@@ -134,8 +143,11 @@ class JobWorker:
         self.stopping = threading.Event()
 
     def run_forever(self) -> None:
-        log.info("worker %s ready (%s)", self.worker, ", ".join(h.kind.name for h in self.handlers))
+        kinds = ", ".join(h.kind.name for h in self.handlers)
+        log.info("worker %s ready (%s)", self.worker, kinds)
+        sdnotify.ready(kinds)  # systemd (Type=notify): up; the watchdog is fed while this loop turns
         while not self.stopping.is_set():
+            sdnotify.watchdog_ping()
             busy = False
             for step in self.steps:
                 busy = step() or busy
@@ -163,6 +175,12 @@ class JobWorker:
             self._release(job, kind)
         except LeaseLost:
             log.warning("job %s: lease lost before commit; result discarded", job.id)
+        except handler.postpone_on as exc:
+            with closing(self.app.connect()) as conn:
+                jobs.postpone(conn, job, kind, self.worker, str(exc))
+            log.warning("job %s postponed: a server it needs is unavailable; next try in %.0f s", job.id,
+                        handler.postpone_seconds)
+            self.stopping.wait(handler.postpone_seconds)
         except Exception as exc:
             code = handler.failure_code(exc)
             if code is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.errors import KeyError_
 from appliance.platform import audit, db, keys
 from appliance.platform.audit import AuditLog, AuditUnavailable
 from appliance.recordings import recordings
@@ -84,10 +85,13 @@ def test_another_key_does_not_verify(log):
 def test_master_key_separation(app_ctx, conn):
     accounts.create_user(conn, "anna", ["caseworker"])
     assert audit.verify(app_ctx).ok
-    other = AuditLog.for_state(app_ctx.cfg, keys.new_key())
+    other = AuditLog(app_ctx.cfg.paths.state_dir / "audit" / "audit.jsonl", keys.new_key())
     assert not other.verify().ok
+    with pytest.raises(KeyError_):  # another master key opens no subkey of this box
+        AuditLog.for_state(app_ctx.cfg, keys.new_key())
     # The audit key is a subkey of the master key, not the master key or another subkey.
-    assert audit.audit_key(app_ctx.master_key) not in (app_ctx.master_key, audit.pseudonym_key(app_ctx.master_key))
+    cfg, master = app_ctx.cfg, app_ctx.master_key
+    assert audit.audit_key(cfg, master) not in (master, audit.pseudonym_key(cfg, master))
 
 
 # --- 100 % detection of changes --------------------------------------------------------------------
@@ -225,11 +229,11 @@ def test_no_free_text_or_personal_data(tmp_path, kwargs):
 
 def test_structured_receipts_and_pseudonyms(tmp_path):
     lg = AuditLog(tmp_path / "a.jsonl", KEY)
-    pkey = audit.pseudonym_key(keys.new_key())
+    pkey = keys.new_key()
     pnr = _valid_personnummer()
     client = audit.pseudonym(pkey, pnr)
     assert client.startswith("h:") and len(client) == 34 and pnr[2:8] not in client
-    assert audit.pseudonym(pkey, pnr) == client and audit.pseudonym(audit.pseudonym_key(keys.new_key()), pnr) != client
+    assert audit.pseudonym(pkey, pnr) == client and audit.pseudonym(keys.new_key(), pnr) != client
     data = {"deleted_recordings": 2, "recording_ids": ["a1", "b2"], "client": client, "rtc": None,
             "skew": 1.5, "dry_run": False, "old_key_fingerprint": "0123456789abcdef"}
     rec = lg.append(actor="service:purge", action="purge.receipt", target="generation:2", data=data)

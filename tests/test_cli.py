@@ -94,6 +94,9 @@ def test_purge_and_audit_verify_from_the_cli(env):
     assert appliance("init", env=env).returncode == 0
     dry = appliance("purge", "--dry-run", env=env)
     assert dry.returncode == 0 and "0 recording(s) would be deleted" in dry.stdout
+    refused = appliance("purge", env=env)  # no gallringsbeslut: the decision the purge rests on is missing
+    assert refused.returncode == 2 and "gallringsbeslut" in refused.stderr and "nothing was deleted" in refused.stderr
+    env = {**env, "APPLIANCE_RETENTION__GALLRINGSBESLUT": "SN 2025/123 § 4"}
     out = appliance("purge", env=env)
     assert out.returncode == 0, out.stderr
     assert "generation 1 → 2" in out.stdout and "Receipt written" in out.stdout

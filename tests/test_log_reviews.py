@@ -138,3 +138,28 @@ def test_doctor_warns_when_no_review_was_recorded_for_the_period(tmp_path, clock
 def test_default_period_is_30_days(tmp_path):
     ctx = make_ctx(tmp_path)
     assert ctx.cfg.log_review.warn_after_days == 30
+
+
+def test_recorded_reviews_appear_in_the_compliance_report(tmp_path, clock):
+    """provisioning/report.py: the state's facts carry the records; the rendered report lists them by id."""
+    from provisioning import report
+
+    ctx = make_ctx(tmp_path)
+    conn = ctx.connect()
+    try:
+        rita = create_user(conn, "ansvarig.person", ["responsible"], password=PASSWORD)[0]
+        log_reviews.record(conn, rita, kind="sample", scope={"sample": 20, "records": 140},
+                           checked="20 slumpvisa innehållsåtkomster i mars.", finding="user:7 läste utan delning.")
+    finally:
+        conn.close()
+    facts = report.state_facts(ctx.cfg)
+    assert facts["log_reviews"]["count"] == 1 and facts["log_reviews"]["with_findings"] == 1
+    html = report.render_html({"generated": clock.now(), "box": [], "state": facts, "exposure": {},
+                               "software": {"package": "test", "wheels": {}},
+                               "retention": {"max_age_hours": 48, "purge_at": "Fri 18:00",
+                                             "timezone": "Europe/Stockholm", "gallringsbeslut": "SN 2025/1 § 4",
+                                             "audit_retention_days": 730}})
+    assert 'id="granskningar"' in html and "20 slumpvisa innehållsåtkomster i mars." in html
+    assert "Avvikelse: user:7 läste utan delning." in html and f"user:{rita.id}" in html
+    assert "ansvarig.person" not in html  # reviewers by id only
+    assert 'id="radering"' in html

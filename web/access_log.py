@@ -19,6 +19,12 @@ def redact_path(path: str) -> str:
 
 
 class RedactingLogger(Logger):
+    def access(self, resp, req, environ, request_time):  # noqa: ANN001 - gunicorn's signature
+        # The web unit's own watchdog probe (web/gunicorn_conf.py) every 20 s is not a visit.
+        if req.path == "/healthz" and environ.get("REMOTE_ADDR") in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+            return
+        super().access(resp, req, environ, request_time)
+
     def atoms(self, resp, req, environ, request_time):  # noqa: ANN001 - gunicorn's signature
         atoms = super().atoms(resp, req, environ, request_time)
         atoms["U"] = redact_path(atoms.get("U", ""))

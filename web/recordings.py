@@ -15,7 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from appliance.errors import ApplianceError, BadAudio, NotFound
 from appliance.recordings import audio_life, folders, recordings, reminders
-from appliance.transcripts import edits, speakers
+from appliance.transcripts import edits, speakers, word_detail
 from appliance.users import access
 from web import appliance, db
 from web.auth import login_required, wants_json
@@ -105,7 +105,8 @@ def recording(rec_id: str):
     targets = [f for f in folders.writable(conn, g.user) if f.id != rec.folder_id] if rec.is_owner else []
     return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING,
                            move_targets=targets, speakers=speakers.list_speakers(conn, rec.id, segments),
-                           diarization=speakers.diarization(conn, rec.id))
+                           diarization=speakers.diarization(conn, rec.id),
+                           word_detail=word_detail.for_recording(conn, rec.id))
 
 
 def _back_to_line(rec_id: str, idx: int):

@@ -57,8 +57,16 @@ def purge_banner() -> dict:
     return {"purge_overdue": retention.purge_overdue(cfg, db()), "purge_overdue_days": cfg.retention.purge_overdue_days}
 
 
+def footer() -> dict:
+    """The office's gallringsbeslut (the decision the purge rests on) in every page's footer."""
+    from web import appliance
+
+    return {"gallringsbeslut": appliance().cfg.retention.gallringsbeslut}
+
+
 def init_app(app: Flask) -> None:
     app.add_url_rule("/healthz", "healthz", healthz)
+    app.context_processor(footer)
     app.context_processor(purge_banner)
     app.jinja_env.globals.update(interpreter_languages=INTERPRETER_LANGUAGES)
     app.jinja_env.filters.update(clock_time=clock_time, local_time=local_time,

@@ -5,7 +5,7 @@ ALL transcript text that goes into any prompt (summaries, chat, topics, case dra
 explicit per-request choice by the caseworker (`reveal=True`) hands the model the real text. Numbers are the
 segment index + 1 (people count from one); `idx` is the segment's index for links into the player.
 In an interpreted meeting only the lines in the recording's own language reach the model: the interpreter's
-other-language lines say the same again (migration 0022, models/languages.py).
+other-language lines say the same again (migration 0024, models/languages.py).
 """
 
 from __future__ import annotations

@@ -2,14 +2,15 @@
 
 Every personnummer and samordningsnummer detected (appliance/transcripts/pseudonymize.py `identity_numbers`:
 date and check digit valid) in the material of a recording or a case draft is stored as an HMAC-SHA256 under a
-subkey of the master key (`keys.derive(master, "identifier-index")`, like the audit key) over its ten digits
+subkey of the master key (`keys.subkey(cfg, master, "identifier-index")`, wrapped like the audit key, so it
+outlives a rotation of the master key) over its ten digits
 YYMMDDNNNC, so "19850312-1234", "850312-1234" and "8503121234" are one number. A lookup hashes the number asked
 for the same way. What is indexed, per recording: the current transcript lines, the title, the speakers'
 names, the history (machine text under edits, edit and rename history, the pseudonymization list), summaries,
 chat questions and answers, suggested questions and topics (model output is read with its placeholders put
 back, as the caseworker sees it); per case draft: its title, notes and text.
 
-Staying right: triggers on every table that holds such material (migration 0019) mark the recording or draft
+Staying right: triggers on every table that holds such material (migration 0021) mark the recording or draft
 in `identifier_index_dirty` in the writer's own transaction (a transcript edit, a speaker rename, a new answer
 …), and `refresh` re-indexes what is marked before every search; each source is re-indexed in one write
 transaction, so a write cannot slip between reading the material and clearing its mark. Deleted material
@@ -56,8 +57,8 @@ PARTS = {
 RECORDING_PARTS = frozenset({"transcript", "title", "speakers", "history"})
 
 
-def index_key(master_key: bytes) -> bytes:
-    return keys.derive(master_key, KEY_PURPOSE)
+def index_key(app: Appliance) -> bytes:
+    return keys.subkey(app.cfg, app.master_key, KEY_PURPOSE)
 
 
 def digest(key: bytes, ten_digits: str) -> bytes:
@@ -179,7 +180,7 @@ def _index_draft(conn: Connection, key: bytes, draft_id: int) -> int:
 def refresh(app: Appliance, conn: Connection, *, actor: str = "service:index") -> int:
     """Re-index every recording and case draft marked as changed; returns how many were re-indexed. System
     work (nobody is shown anything), audited once per run with the number of sources read (`identifiers.index`)."""
-    key = index_key(app.master_key)
+    key = index_key(app)
     done = 0
     for source, sid in conn.execute("SELECT source, id FROM identifier_index_dirty").fetchall():
         with transaction(conn):
@@ -210,7 +211,7 @@ class Hit:
 def lookup(app: Appliance, conn: Connection, ten_digits: str) -> list[Hit]:
     """Where the number is held now (refreshing the index first). The caller has checked who may ask."""
     refresh(app, conn)
-    h = digest(index_key(app.master_key), ten_digits)
+    h = digest(index_key(app), ten_digits)
     return [Hit(r["part"], r["recording_id"], r["summary_id"], r["message_id"], r["case_draft_id"])
             for r in conn.execute("SELECT part, recording_id, summary_id, message_id, case_draft_id "
                                   "FROM identifier_index WHERE hash = ?", (h,))]

@@ -158,9 +158,12 @@ def overdue(cfg: Config, conn: Connection, now: float | None = None) -> bool:
     return now - last > cfg.log_review.warn_after_days * 86400
 
 
-def report_data(cfg: Config, conn: Connection, since: float | None = None, until: float | None = None) -> dict:
-    """The compliance report's section on log follow-up (JSON-ready; the reviewers' own words included)."""
+def report_data(cfg: Config, conn: Connection, since: float | None = None, until: float | None = None,
+                now: float | None = None) -> dict:
+    """The compliance report's section on log follow-up (JSON-ready; provisioning/report.py prints it). The
+    reviewer is named by id only; what was checked and found is the responsible person's own record."""
     reviews = for_report(conn, since, until)
-    return {"reviews": [r.as_dict() for r in reviews], "count": len(reviews),
-            "with_findings": sum(1 for r in reviews if r.has_finding), "last_review_at": last_review_at(conn),
-            "warn_after_days": cfg.log_review.warn_after_days, "overdue": overdue(cfg, conn)}
+    return {"reviews": [{k: v for k, v in r.as_dict().items() if k != "reviewer_name"} for r in reviews],
+            "count": len(reviews), "with_findings": sum(1 for r in reviews if r.has_finding),
+            "last_review_at": last_review_at(conn), "warn_after_days": cfg.log_review.warn_after_days,
+            "overdue": overdue(cfg, conn, now)}

@@ -31,7 +31,7 @@ from email.message import EmailMessage
 from appliance import clock
 from appliance.compliance import identifiers
 from appliance.config import Config
-from appliance.errors import ApplianceError, NotFound
+from appliance.errors import ApplianceError, KeyError_, NotFound
 from appliance.platform import audit, retention
 from appliance.platform.context import Appliance
 from appliance.platform.db import Connection, transaction
@@ -181,7 +181,7 @@ def _findings(app: Appliance, conn: Connection, digits: str) -> Findings:
 
 
 def _subject(app: Appliance, digits: str) -> str:
-    return audit.pseudonym(audit.pseudonym_key(app.master_key), digits)
+    return audit.pseudonym(audit.pseudonym_key(app.cfg, app.master_key), digits)
 
 
 def search(app: Appliance, conn: Connection, user: User, number: str | None, *, purpose: str | None,
@@ -295,8 +295,8 @@ def complete(app: Appliance, *, actor: str, timeout_s: float = 20.0) -> retentio
     the database stayed busy: the shred timer completes it within its interval."""
     try:
         return retention.rekey(app, actor=actor, timeout_s=timeout_s)
-    except TimeoutError:
-        log.warning("re-key after an erasure postponed: the database stayed in use; the shred timer does it")
+    except (TimeoutError, KeyError_) as exc:  # busy, or a master-key rotation is unfinished
+        log.warning("re-key after an erasure postponed (%s); the shred timer does it", type(exc).__name__)
         return None
 
 

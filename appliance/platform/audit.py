@@ -8,7 +8,7 @@ whitespace, ASCII only)::
 
 * `seq` counts up by one from 1 (the genesis record, whose `prev` is 64 zeros);
 * `prev` is the SHA-256 (hex) of the previous record's line (its bytes without the newline);
-* `mac` is HMAC-SHA256, under the audit key `keys.derive(master, "audit-hmac")`, over the record's
+* `mac` is HMAC-SHA256, under the audit key `keys.subkey(cfg, master, "audit-hmac")`, over the record's
   canonical bytes without `mac`. Without the key nobody can write a record that verifies, so a changed,
   inserted, deleted, reordered or duplicated record breaks the chain for good.
 
@@ -107,13 +107,14 @@ def _mac(key: bytes, domain: bytes, fields: dict) -> str:
     return hmac.new(key, domain + canonical(fields), hashlib.sha256).hexdigest()
 
 
-def audit_key(master_key: bytes) -> bytes:
-    return keys.derive(master_key, KEY_PURPOSE)
+def audit_key(cfg: Config, master_key: bytes) -> bytes:
+    """The audit log's MAC key: a subkey wrapped by the master key (so a master-key rotation keeps the chain)."""
+    return keys.subkey(cfg, master_key, KEY_PURPOSE)
 
 
-def pseudonym_key(master_key: bytes) -> bytes:
+def pseudonym_key(cfg: Config, master_key: bytes) -> bytes:
     """A key for `pseudonym()`, separate from the audit MAC key."""
-    return keys.derive(master_key, PSEUDONYM_PURPOSE)
+    return keys.subkey(cfg, master_key, PSEUDONYM_PURPOSE)
 
 
 def pseudonym(key: bytes, value: str) -> str:
@@ -267,7 +268,7 @@ class AuditLog:
 
     @classmethod
     def for_state(cls, cfg: Config, master_key: bytes) -> AuditLog:
-        return cls(cfg.paths.state_dir / "audit" / "audit.jsonl", audit_key(master_key))
+        return cls(cfg.paths.state_dir / "audit" / "audit.jsonl", audit_key(cfg, master_key))
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"

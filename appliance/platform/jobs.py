@@ -26,12 +26,15 @@ TOO_MANY_ATTEMPTS = "too_many_attempts"
 class JobKind:
     """A kind of job. `report_failure(conn, subject_id, message, code)` marks the subject failed (inside the
     transaction that fails the job); `report_released(conn, subject_id)` tells it the job waits in the queue
-    again (a worker stopped mid-job). `exhausted_message` is what the subject shows when attempts run out."""
+    again (a worker stopped mid-job); `report_postponed(conn, subject_id, message)` that it waits because a
+    server it needs is down (the message says so). `exhausted_message` is what the subject shows when attempts
+    run out."""
 
     name: str
     exhausted_message: str
     report_failure: Callable[[Connection, str, str, str], None]
     report_released: Callable[[Connection, str], None] | None = None
+    report_postponed: Callable[[Connection, str, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,8 @@ def claim(conn: Connection, worker: str, kind: JobKind, lease_seconds: float, ma
                 continue
             conn.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-                "lease_expires = ?, updated_at = ? WHERE id = ?",
-                (worker, t + lease_seconds, t, row["id"]),
+                "lease_expires = ?, updated_at = ?, started_at = ? WHERE id = ?",
+                (worker, t + lease_seconds, t, t, row["id"]),
             )
             return _job(row, row["attempts"] + 1)
 
@@ -100,14 +103,16 @@ def complete(conn: Connection, job_id: int, worker: str) -> bool:
     False: the lease was lost (another worker has the job), so the caller must not write its result."""
     if not holds_lease(conn, job_id, worker):
         return False
-    conn.execute("UPDATE jobs SET state = 'done', lease_owner = NULL, updated_at = ? WHERE id = ?",
-                 (clock.now(), job_id))
+    t = clock.now()
+    conn.execute("UPDATE jobs SET state = 'done', lease_owner = NULL, updated_at = ?, finished_at = ? WHERE id = ?",
+                 (t, t, job_id))
     return True
 
 
 def _fail(conn: Connection, job: Job, kind: JobKind, code: str, message: str) -> None:
-    conn.execute("UPDATE jobs SET state = 'failed', error = ?, lease_owner = NULL, updated_at = ? WHERE id = ?",
-                 (code, clock.now(), job.id))
+    t = clock.now()
+    conn.execute("UPDATE jobs SET state = 'failed', error = ?, lease_owner = NULL, updated_at = ?, finished_at = ? "
+                 "WHERE id = ?", (code, t, t, job.id))
     kind.report_failure(conn, job.subject_id, message, code)
 
 
@@ -130,6 +135,30 @@ def release(conn: Connection, job: Job, kind: JobKind, worker: str) -> None:
                 kind.report_released(conn, job.subject_id)
 
 
+def postpone(conn: Connection, job: Job, kind: JobKind, worker: str, message: str) -> None:
+    """Back to the queue without using up the attempt (a server the job needs is down: nothing is wrong with
+    the job itself), with `message` reported to the subject so its page says why it waits."""
+    with transaction(conn):
+        if holds_lease(conn, job.id, worker):
+            conn.execute("UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), lease_owner = NULL, "
+                         "lease_expires = NULL, updated_at = ? WHERE id = ?", (clock.now(), job.id))
+            if kind.report_postponed is not None:
+                kind.report_postponed(conn, job.subject_id, message)
+
+
 def counts_by_state(conn: Connection) -> dict[str, int]:
     """How many jobs are in each state (health figures; no subjects)."""
     return {r[0]: r[1] for r in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")}
+
+
+def counts_by_kind_and_state(conn: Connection) -> dict[tuple[str, str], int]:
+    return {(r[0], r[1]): r[2] for r in conn.execute("SELECT kind, state, count(*) FROM jobs GROUP BY kind, state")}
+
+
+def finished_since(conn: Connection, since: float) -> list[tuple[str, str, float, float | None]]:
+    """(kind, state, seconds its last attempt took, the recording's audio seconds) of jobs finished since
+    `since` (health figures: no subjects leave this function)."""
+    return [(r[0], r[1], r[2], r[3]) for r in conn.execute(
+        "SELECT j.kind, j.state, j.finished_at - j.started_at, r.duration FROM jobs j "
+        "LEFT JOIN recordings r ON r.id = j.recording_id "
+        "WHERE j.finished_at >= ? AND j.started_at IS NOT NULL", (since,))]

@@ -235,6 +235,7 @@ def purge(app: Appliance, *, dry_run: bool = False, reading: clock.Reading | Non
             report.expired = _expired_ids(cfg, conn, reading)
         return report
 
+    keys.refuse_during_rotation(cfg)  # the re-key below would wrap the new database key under one master key only
     lock_fd = db.lock_exclusive(cfg.paths.db_lock, cfg.retention.lock_timeout_seconds)
     try:
         current = app.current_db()
@@ -319,6 +320,7 @@ def rekey(app: Appliance, *, actor: str, timeout_s: float | None = None) -> Reke
     Waits for every connection to close (at most `timeout_s`, default the purge's lock timeout; TimeoutError
     then, and the items stay pending for the next run). The caller must hold no connection of its own."""
     cfg = app.cfg
+    keys.refuse_during_rotation(cfg)  # as the purge: a new database key wrapped under one master key only
     lock_fd = db.lock_exclusive(cfg.paths.db_lock, cfg.retention.lock_timeout_seconds if timeout_s is None
                                 else timeout_s)
     try:

@@ -389,7 +389,15 @@ def _transcription_released(conn: Connection, rec_id: str) -> None:
     conn.execute("UPDATE recordings SET status = 'queued' WHERE id = ?", (rec_id,))
 
 
-TRANSCRIBE = jobs.JobKind("transcribe", MSG_ATTEMPTS, _transcription_failed, _transcription_released)
+def _transcription_postponed(conn: Connection, rec_id: str, message: str) -> None:
+    """The transcription server is down: the recording waits in the queue and its page says why."""
+    conn.execute("UPDATE recordings SET status = 'queued', error = ? WHERE id = ?", (message, rec_id))
+    audit.record(conn, ASR_ACTOR, "recording.transcribe", f"recording:{rec_id}", result="failed",
+                 detail="asr_unavailable")
+
+
+TRANSCRIBE = jobs.JobKind("transcribe", MSG_ATTEMPTS, _transcription_failed, _transcription_released,
+                          _transcription_postponed)
 
 
 @dataclass(frozen=True)
@@ -443,3 +451,8 @@ def mark_transcribed(conn: Connection, rec_id: str, *, language: str | None = No
                  "language = coalesce(?, language), duration = coalesce(duration, ?), "
                  "transcribed_at = coalesce(transcribed_at, ?) WHERE id = ?",
                  (language, duration, clock.now(), rec_id))
+
+
+def counts_by_status(conn: Connection) -> dict[str, int]:
+    """How many recordings are in each status (health figures for IT; no ids, no titles)."""
+    return {r[0]: r[1] for r in conn.execute("SELECT status, count(*) FROM recordings GROUP BY status")}

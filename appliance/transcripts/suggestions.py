@@ -65,10 +65,12 @@ class Suggestion:
 
 def _align(word_rows: Sequence, tokens: Sequence[lexicon.Token]) -> list[tuple[float | None, float | None]]:
     """(probability, start time) per token of the current text, from Whisper's words where they still match."""
-    w_tokens: list[tuple[str, float, float]] = []
+    w_tokens: list[tuple[str, float | None, float]] = []
     for w in word_rows:
+        # NULL: the transcription backend gave no probability (migration 0017); never doubtful then.
+        p = None if w["probability"] is None else float(w["probability"])
         for t in lexicon.tokenize(w["word"]):
-            w_tokens.append((t.text.casefold(), float(w["probability"]), float(w["start"])))
+            w_tokens.append((t.text.casefold(), p, float(w["start"])))
     out: list[tuple[float | None, float | None]] = [(None, None)] * len(tokens)
     matcher = SequenceMatcher(a=[w[0] for w in w_tokens], b=[t.text.casefold() for t in tokens], autojunk=False)
     for block in matcher.get_matching_blocks():
