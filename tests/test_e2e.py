@@ -76,10 +76,10 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         recording_url = page.url
         line = segments.nth(1)
         corrected = "Vi ska prata om barnets skola och familjens ekonomi hos socialsekreteraren."
-        line.locator("details.seg-edit summary").click()
-        line.locator("textarea[name=text]").fill(corrected)
-        line.locator(".seg-edit-form button[type=submit]").click()
-        expect(line.locator(".seg-edit-status")).to_have_text("Sparad.")
+        line.locator(".seg-edit-link").click()  # the editor opens in the line
+        line.locator(".line-editor textarea[name=text]").fill(corrected)
+        line.locator(".line-editor .seg-edit-form button[type=submit]").click()
+        expect(page.locator("#transcript-status")).to_have_text("Raden är sparad.")
         expect(line.locator(".seg-text")).to_have_text(corrected)
         page.reload()
         expect(page.locator(".seg-edited").first).to_be_visible()

@@ -43,7 +43,8 @@ def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, 
         page.locator("form button[type=submit]").click()
         expect(page.locator("[data-start]").first).to_be_visible(timeout=180_000)
 
-        # Ask for the plain-language advice list; the page polls until the worker has written it.
+        # Ask for the plain-language advice list (the Sammanfattningar tab); the page polls until it is written.
+        page.get_by_role("tab", name="Sammanfattningar").click()
         page.get_by_label("Mall").select_option("rad")
         page.get_by_role("button", name="Skriv sammanfattning").click()
         card = page.locator("article.summary").first

@@ -17,7 +17,8 @@ import pytest
 from appliance.assistant import summaries
 from appliance.assistant.summarize import plain_text
 from appliance.platform import audit
-from appliance.recordings import folders
+from appliance.recordings import folders, recordings
+from appliance.transcripts import edits, suggestions
 from appliance.users.accounts import get_user
 from tests.conftest import make_tone
 from tests.web_fixtures import client_of, csrf_from, sign_in, uploaded_id
@@ -56,7 +57,7 @@ def test_two_panes_tabs_and_lean_lines(anna, rid):
     # doubtful words are marked where Whisper was unsure ("frånvaron" in line 3, 10 s in)
     assert re.search(r'<mark class="doubt" data-t="1\d\.\d\d">frånvaron</mark>', html)
     # speakers: one compact panel (closed), not a form per speaker above the transcript
-    panel = html[html.index('<details class="tool speakers-panel" id="speakers">'):html.index('id="downloads"')]
+    panel = html[html.index('<details class="tool speakers-panel" id="speakers"'):html.index('id="downloads"')]
     assert panel.count('class="inline-form speaker-name-form"') == 3
     # no form per line: "Redigera" is a link (the editor is one template), so a long transcript stays light
     assert html.count("<form") < 30 and html.count('class="seg-edit-link"') == 24
@@ -78,6 +79,25 @@ def test_a_ninety_minute_transcript_renders_lean(anna, tone, db):
     per_line = html[html.index('id="seg-0"'):html.index(f'id="seg-{n - 1}"')]
     tags = len(re.findall(r"<[a-z]", per_line)) / (n - 1)
     assert tags < 9, tags  # what the browser lays out per line (the e2e test measures the whole page)
+
+
+def test_doubtful_words_are_whispers_unsure_ones_in_the_current_text(anna, rid, db, users):
+    def marked():
+        lines = {s.idx: s.text for s in recordings.transcript_segments(db, rid)}
+        return [(d.idx, lines[d.idx][d.char_start:d.char_end]) for d in suggestions.doubtful_words(db, rid)]
+
+    assert marked() == [(2, "frånvaron"), (4, "skolkuratorn"), (8, "barnpsykiatrin"), (12, "frånvaron"),
+                        (14, "skolkuratorn"), (18, "barnpsykiatrin"), (22, "frånvaron")]
+    me = get_user(db, users["anna"])
+    edits.edit_segment(db, me, rid, 2, "Skolan har hört av sig om närvaron under hösten (3).")  # the word is gone
+    edits.edit_segment(db, me, rid, 12, "Förskolan ringde. Skolan har hört av sig om frånvaron under hösten.")
+    sid = next(s.id for s in suggestions.for_recording(db, rid) if s.idx == 4)
+    suggestions.dismiss(db, me, rid, sid)  # "the word is right"
+    found = marked()
+    assert (2, "frånvaron") not in found and (4, "skolkuratorn") not in found
+    assert (12, "frånvaron") in found  # still unsure where it still stands, wherever it moved in the line
+    start = next(d.start for d in suggestions.doubtful_words(db, rid) if d.idx == 12)
+    assert 60.0 <= start < 65.0  # its own time, to play it from
 
 
 def test_lines_alone_for_refreshing_after_an_edit(anna, rid, db):

@@ -3,8 +3,8 @@
 The page (templates/recording.html) puts the transcript with the player on the left and the assistant's tabs on
 the right. Each transcript line is rendered by the `line` macro of templates/_segment.html, both on the page and
 for `GET /recordings/<id>/lines` (web/recordings.py), which static/edit.js asks for to refresh edited lines in
-place. Doubtful words (appliance.transcripts.suggestions: Whisper unsure, or a near-miss of a lexicon term) are
-marked in the line, so the "next doubtful word" shortcut (static/player.js) can walk them.
+place. Doubtful words (appliance.transcripts.suggestions.doubtful_words: Whisper was unsure) are marked in the
+line, so the "next doubtful word" shortcut (static/player.js) can walk them.
 
 Only view helpers live here: access is checked (and audited) by the view that renders the page.
 """
@@ -20,24 +20,16 @@ from appliance.transcripts import suggestions
 from web import db
 
 
-@dataclass(frozen=True)
-class Doubt:
-    """A doubtful word in a line's current text: its characters and where to play it from."""
-
-    char_start: int
-    char_end: int
-    at: float
-
-
-def doubts(rec_id: str) -> dict[int, list[Doubt]]:
-    """Doubtful words by line idx for a recording the caller has authorised (the same spans as the Förslag tab)."""
-    out: dict[int, list[Doubt]] = {}
-    for s in suggestions.for_recording(db(), rec_id):
-        out.setdefault(s.idx, []).append(Doubt(s.char_start, s.char_end, s.start))
+def doubts(rec_id: str) -> dict[int, list[suggestions.Doubt]]:
+    """Words Whisper was unsure of, by line idx, for a recording the caller has authorised (the Förslag tab lists
+    them too, with the lexicon's near-misses)."""
+    out: dict[int, list[suggestions.Doubt]] = {}
+    for d in suggestions.doubtful_words(db(), rec_id):
+        out.setdefault(d.idx, []).append(d)
     return out
 
 
-def line_parts(text: str, spans: Sequence[Doubt] | None) -> list[tuple[str, float | None]]:
+def line_parts(text: str, spans: Sequence[suggestions.Doubt] | None) -> list[tuple[str, float | None]]:
     """A line's text cut at its doubtful words: (text, None) for plain parts, (word, time) for a doubtful one.
     Overlapping or out-of-range spans (the text changed since) are skipped, so the text is always whole."""
     if not spans:
@@ -49,7 +41,7 @@ def line_parts(text: str, spans: Sequence[Doubt] | None) -> list[tuple[str, floa
             continue
         if d.char_start > pos:
             parts.append((text[pos:d.char_start], None))
-        parts.append((text[d.char_start:d.char_end], d.at))
+        parts.append((text[d.char_start:d.char_end], d.start))
         pos = d.char_end
     if pos < len(text):
         parts.append((text[pos:], None))
