@@ -131,7 +131,11 @@
       if (i >= 0) { assistant.select(i, false); }
     }
     showPane(target.closest(".pane") ? target.closest(".pane").id : "");
-    if (scroll) { target.scrollIntoView({block: "start"}); }
+    if (scroll && window.SamtalTranscript && target.matches("li.seg")) {
+      window.SamtalTranscript.goTo(target, {target: true, focus: true}); // a line: inside its pane only
+    } else if (scroll) {
+      target.scrollIntoView({block: "start"});
+    }
     return true;
   }
   if (assistant) {
@@ -141,7 +145,8 @@
     assistant.select(first >= 0 ? first : 0, false);
   }
   if (panes) { panes.select(0, false); }
-  reveal(window.location.hash.slice(1), true);
+  // after every deferred script (player.js) has run, so a link to a line (#seg-12) can use the transcript's own
+  document.addEventListener("DOMContentLoaded", function () { reveal(window.location.hash.slice(1), true); });
   window.addEventListener("hashchange", function () { reveal(window.location.hash.slice(1), true); });
 
   /* --- on a wide screen the panes fill the window below the page's head --------------------------- */
