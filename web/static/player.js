@@ -170,7 +170,8 @@
   /* --- clicks: a line plays from its start; a link to a line goes there -------------------------- */
   list.addEventListener("click", function (e) {
     var el = e.target.closest("li.seg[data-start]");
-    if (!el || e.target.closest(".line-editor, a, .seg-speaker")) { return; }
+    if (!el || e.target.closest(".line-editor, a")) { return; }
+    if (list.classList.contains("transcript-editable") && e.target.closest(".seg-speaker")) { return; } // edit.js
     var selection = window.getSelection && window.getSelection();
     if (selection && !selection.isCollapsed && !e.target.closest("button")) { return; } // selecting text
     cursor = el;
