@@ -34,7 +34,7 @@ from playwright.sync_api import expect, sync_playwright
 from appliance.config import load_config
 from appliance.platform.context import open_appliance
 from appliance.users.accounts import create_user
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in, until
 from tests.workspace_data import store_meeting
 
 pytestmark = pytest.mark.e2e
@@ -73,14 +73,6 @@ def tab_to(page, locator, *, back: bool = False, limit: int = 400) -> None:
             return
         page.keyboard.press("Shift+Tab" if back else "Tab")
     raise AssertionError(f"{locator} not reachable with {'Shift+' if back else ''}Tab")
-
-
-def until(page, expression: str, timeout: float = 20) -> None:
-    """Poll a JS expression from Python (page.wait_for_function would evaluate a string, which the CSP forbids)."""
-    end = time.monotonic() + timeout
-    while not page.evaluate(f"() => Boolean({expression})"):
-        assert time.monotonic() < end, f"never true: {expression}"
-        time.sleep(0.1)
 
 
 def player(page, prop: str):
