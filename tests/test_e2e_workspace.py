@@ -130,9 +130,16 @@ def signed_in(s: Session):
 
 
 def docx_download(page, activate) -> docx.document.Document:
-    with page.expect_download() as dl:
-        activate()
-    return docx.Document(io.BytesIO(Path(dl.value.path()).read_bytes()))
+    """The file a download gives, opened with python-docx. Headless Chromium on a loaded machine now and then reports
+    a download "canceled" before it starts (seen once in a dozen runs); the key is pressed again then, once."""
+    for attempt in range(2):
+        with page.expect_download() as dl:
+            activate()
+        failure = dl.value.failure()
+        if failure is None:
+            return docx.Document(io.BytesIO(Path(dl.value.path()).read_bytes()))
+        assert attempt == 0 and failure == "canceled", f"download failed: {failure}"
+    raise AssertionError("unreachable")
 
 
 # --- 1. the whole workflow with the keyboard alone ------------------------------------------------
