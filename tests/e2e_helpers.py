@@ -134,6 +134,15 @@ def appliance_running(tmp_path: Path, model_store: Path, *, secret_words: tuple[
 
 
 
+def until(page, expression: str, timeout: float = 20) -> None:
+    """Wait until a JS expression is true, polled from Python: page.wait_for_function evaluates a string inside the
+    page once its first check fails, which the app's CSP (no 'unsafe-eval') refuses."""
+    end = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        assert time.monotonic() < end, f"never true within {timeout} s: {expression}"
+        time.sleep(0.1)
+
+
 def first_sign_in(page, base: str, password: str, username: str = "admin") -> None:
     """Sign in for the first time: enrol TOTP from the page's secret, accept the guidelines, land on the list."""
     page.goto(base + "/login")

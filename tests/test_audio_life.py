@@ -4,6 +4,7 @@ with a receipt (the shred timer's, or the purge's)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from contextlib import closing
 
@@ -87,16 +88,19 @@ def assert_audio_gone(box: Box, reason: str) -> None:
     assert box.blob_files() == []
     page = box.page()
     assert 'data-audio="gone"' in page and "Ljudet raderades" in page
-    assert 'id="player"' not in page and "/static/player.js" not in page
+    assert f'src="/recordings/{box.rid}/audio"' not in page and 'id="player-gone"' in page
+    assert re.search(r'<button type="button" class="seg-time" disabled', page)
+    assert 'class="doubt"' not in page  # Whisper's doubtful words are no longer marked
     assert box.client.get(f"/recordings/{box.rid}/audio").status_code == 410
     sugg = box.client.get(f"/recordings/{box.rid}/suggestions").text
-    assert 'data-audio="gone"' in sugg and 'id="player"' not in sugg
+    assert 'data-audio="gone"' in sugg and f'src="/recordings/{box.rid}/audio"' not in sugg
 
 
 def test_transferred_shreds_at_once_and_the_rekey_completes_it(tmp_path, clock, tone):
     box = Box(tmp_path, clock, tone, audio_shred="transferred")
     page = box.page()
-    assert 'data-audio="transferred"' in page and 'id="player"' in page
+    assert 'data-audio="transferred"' in page and f'src="/recordings/{box.rid}/audio"' in page
+    assert 'class="doubt"' in page  # "pratar" (20 %) is marked while the audio lives
     assert box.client.get(f"/recordings/{box.rid}/audio").status_code == 200
     with closing(box.ctx.connect()) as conn:  # while the audio lives, Whisper's doubt is offered
         assert any(s.low for s in suggestions.for_recording(conn, box.rid))
@@ -145,7 +149,7 @@ def test_hours_after_final_is_gone_at_read_time_then_shredded_by_the_timer(tmp_p
     box.advance(2 * 3600 + 1)
     # The rule has made it due: unplayable at once, before the timer has run.
     page = box.page()
-    assert 'data-audio="gone"' in page and 'id="player"' not in page
+    assert 'data-audio="gone"' in page and f'src="/recordings/{box.rid}/audio"' not in page
     assert box.client.get(f"/recordings/{box.rid}/audio").status_code == 410
     assert box.blob_files()
 

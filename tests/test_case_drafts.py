@@ -6,8 +6,10 @@ server; the review gate; access per source; and the purge rule (a draft dies wit
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 
+import docx
 import pytest
 
 from appliance.assistant import case_drafts, drafts, summaries, templates
@@ -148,6 +150,7 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     assert "Läraren säger att Elsa är trött." in page and "[PERSON" not in page
 
     assert "Markera som granskat" in page and "Kopiera texten" not in page
+    assert anna.get(f"/drafts/{draft_id}/download.docx").status_code == 303  # not before review, as copying
     token = csrf_from(page)
     r = anna.post(f"/drafts/{draft_id}/review", data={"csrf_token": token, "state": "overford"})
     assert r.status_code == 303 and case_drafts.get(db, user, draft_id).review_state == "utkast"  # not before review
@@ -156,6 +159,14 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     assert "Kopiera texten" in page and 'id="draft-text"' in page
     text = page[page.index('id="draft-text"'):]
     assert bbic.headings[1] in text and "- Elsa sover dåligt enligt Elsa." in text and "[B2]" not in text
+    # the reviewed draft as a Word file: headings as headings, the names the caseworker reads, no citations
+    r = anna.get(f"/drafts/{draft_id}/download.docx")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    doc = docx.Document(io.BytesIO(r.data))
+    shape = [(p.style.name, p.text) for p in doc.paragraphs]
+    assert shape[0] == ("Heading 1", bbic.name) and ("Heading 2", bbic.headings[1]) in shape
+    assert ("List Bullet", "Elsa sover dåligt enligt Elsa.") in shape and "[B2]" not in str(shape)
+    assert "Elsa sover dåligt enligt Elsa." in anna.get(f"/drafts/{draft_id}/download.txt").text
     anna.post(f"/drafts/{draft_id}/review", data={"csrf_token": token, "state": "overford"})
     assert case_drafts.get(db, user, draft_id).review_state == "overford"
     assert all(db.execute("SELECT transferred_at FROM recordings WHERE id = ?", (r,)).fetchone()[0] for r in two)

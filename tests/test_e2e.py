@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import recognised
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, until
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         recognised(transcript)
 
         audio = page.locator("audio")
-        page.wait_for_function("document.querySelector('audio').readyState >= 1", timeout=20_000)
+        until(page, "document.querySelector('audio').readyState >= 1", timeout=20)
         duration = audio.evaluate("a => a.duration")
         assert 8 < duration < 11
 
@@ -62,13 +62,13 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         second = segments.nth(1)
         start = float(second.get_attribute("data-start"))
         second.click()
-        page.wait_for_function("!document.querySelector('audio').paused", timeout=10_000)
+        until(page, "!document.querySelector('audio').paused", timeout=10)
         t = audio.evaluate("a => a.currentTime")
         assert start - 0.1 <= t <= start + 2.0
 
         # Space toggles play/pause.
         page.locator("body").press(" ")
-        page.wait_for_function("document.querySelector('audio').paused", timeout=5_000)
+        until(page, "document.querySelector('audio').paused", timeout=5)
         page.screenshot(path=str(Path(os.environ.get("E2E_SCREENSHOT_DIR", "/tmp")) / "e2e-recording.png"),
                         full_page=True)
 
@@ -76,10 +76,10 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         recording_url = page.url
         line = segments.nth(1)
         corrected = "Vi ska prata om barnets skola och familjens ekonomi hos socialsekreteraren."
-        line.locator("details.seg-edit summary").click()
-        line.locator("textarea[name=text]").fill(corrected)
-        line.locator(".seg-edit-form button[type=submit]").click()
-        expect(line.locator(".seg-edit-status")).to_have_text("Sparad.")
+        line.locator(".seg-edit-link").click()  # the editor opens in the line
+        line.locator(".line-editor textarea[name=text]").fill(corrected)
+        line.locator(".line-editor .seg-edit-form button[type=submit]").click()
+        expect(page.locator("#transcript-status")).to_have_text("Raden är sparad.")
         expect(line.locator(".seg-text")).to_have_text(corrected)
         page.reload()
         expect(page.locator(".seg-edited").first).to_be_visible()
@@ -92,5 +92,5 @@ def test_signin_enrol_upload_read_and_play(running, sv_clip):
         expect(page).to_have_url(re.compile(re.escape(recording_url) + r"\?t="))
         t = float(re.search(r"t=([0-9.]+)", page.url).group(1))
         assert abs(t - start) < 0.1  # the hit is the edited second line
-        page.wait_for_function(f"Math.abs(document.querySelector('audio').currentTime - {t}) < 0.5", timeout=20_000)
+        until(page, f"Math.abs(document.querySelector('audio').currentTime - {t}) < 0.5", timeout=20)
         browser.close()

@@ -113,7 +113,8 @@ def test_model_down_shows_a_clear_message_and_a_retry(running_llm_down, sv_clip)
         retry.click()  # asks again: the same clear answer, still no hang
         expect(page.locator("#chat-log .chat-error[role=alert]")).to_have_count(1, timeout=20_000)
         expect(page.locator("#chat-log .chat-error[role=alert]")).to_contain_text("Språkmodellen svarar inte")
-        # the topic table of contents says the same, with its own retry
+        # the topic table of contents (the Innehåll tab) says the same, with its own retry
+        page.get_by_role("tab", name="Innehåll").click()
         page.get_by_role("button", name="Skapa innehållsförteckning").click()
         topics_alert = page.locator("#topics .chat-error[role=alert]")
         expect(topics_alert).to_contain_text("Språkmodellen svarar inte", timeout=20_000)

@@ -39,15 +39,16 @@ def test_speakers_shown_renamed_and_fixed(running, dialogue):
         assert set(labels.all_inner_texts()) == {"Talare 1", "Talare 2"}
         n_first = labels.filter(has_text="Talare 1").count()
 
-        # Name speaker 1 once: every one of their lines follows, in place (no reload).
+        # Name speaker 1 once in the compact Talare panel: every one of their lines follows, in place (no reload).
+        page.locator("#speakers > summary").click()
         page.get_by_label("Namn på talare 1").fill("Handläggare")
         page.locator("form.speaker-name-form").first.get_by_role("button", name="Byt namn").click()
         expect(page.locator("#transcript .seg-speaker", has_text="Handläggare")).to_have_count(n_first)
         expect(page.locator("#transcript .seg-speaker", has_text="Talare 1")).to_have_count(0)
 
-        # Move the first line to speaker 2 from its edit panel, keyboard-reachable controls with labels.
+        # Move the first line to speaker 2 from the editor opened in the line, controls with labels.
         first = lines.first
-        first.locator("details.seg-edit summary").click()
+        first.locator(".seg-edit-link").click()
         first.get_by_label(re.compile("Talare för raden")).select_option("2")
         first.get_by_role("button", name="Byt talare").click()
         expect(first.locator(".seg-speaker")).to_have_text("Talare 2")

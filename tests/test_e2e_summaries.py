@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in, until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,8 @@ def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, 
         page.locator("form button[type=submit]").click()
         expect(page.locator("[data-start]").first).to_be_visible(timeout=180_000)
 
-        # Ask for the plain-language advice list; the page polls until the worker has written it.
+        # Ask for the plain-language advice list (the Sammanfattningar tab); the page polls until it is written.
+        page.get_by_role("tab", name="Sammanfattningar").click()
         page.get_by_label("Mall").select_option("rad")
         page.get_by_role("button", name="Skriv sammanfattning").click()
         card = page.locator("article.summary").first
@@ -57,16 +58,16 @@ def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, 
         expect(cite).to_be_visible()
         t = float(cite.get_attribute("data-seek"))
         audio = page.locator("audio")
-        page.wait_for_function("document.querySelector('audio').readyState >= 1", timeout=20_000)
+        until(page, "document.querySelector('audio').readyState >= 1", timeout=20)
         cite.click()
-        page.wait_for_function(f"Math.abs(document.querySelector('audio').currentTime - {t}) < 1.5",
-                               timeout=10_000)
+        until(page, f"Math.abs(document.querySelector('audio').currentTime - {t}) < 1.5", timeout=10)
         audio.evaluate("a => a.pause()")
 
         # Review gate: reviewed → copy (plain text, headings kept) → transferred.
         card.get_by_role("button", name="Markera som granskad").click()
         card = page.locator("article.summary").first
         expect(card.locator("h3 .tag")).to_have_text("Granskad")
+        page.wait_for_load_state()  # the reloaded page's scripts (the copy button is JavaScript's) have run
         card.get_by_role("button", name="Kopiera texten").click()
         expect(card.locator(".copy-status")).to_have_text("Texten är kopierad.")
         copied = page.evaluate("() => navigator.clipboard.readText()")

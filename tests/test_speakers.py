@@ -68,7 +68,9 @@ def test_every_line_shows_its_speaker(anna, rid):
     html = anna.get(f"/recordings/{rid}").text
     assert html.count('class="seg-speaker speaker-1" data-speaker="1">Talare 1<') == 3  # 2 lines + the list
     assert html.count('class="seg-speaker speaker-2" data-speaker="2">Talare 2<') == 2
-    assert 'for="speaker-name-1"' in html and 'for="seg-speaker-0"' in html  # labelled controls
+    assert 'for="speaker-name-1"' in html  # labelled controls: names in the compact panel,
+    edit = anna.get(f"/recordings/{rid}/segments/0/edit").text  # a line's speaker on its edit page (and in JS's editor)
+    assert 'for="seg-speaker-0"' in edit and 'for="line-editor-speaker"' in html
     assert "/static/speakers.js" in html
 
 
@@ -81,7 +83,8 @@ def test_rename_relabels_every_line_of_that_speaker(anna, rid, db, users):
     html = anna.get(f"/recordings/{rid}").text
     assert html.count('data-speaker="1">Handläggare<') == 3  # its two lines and the speaker list
     assert html.count('data-speaker="2">Mamma<') == 2
-    assert html.count('<option value="2">Mamma<') + html.count('<option value="2" selected>Mamma<') == 3
+    edit = anna.get(f"/recordings/{rid}/segments/0/edit").text  # each line's speaker choice names them too
+    assert '<option value="2">Mamma<' in edit and '<option value="1" selected>Handläggare<' in edit
     # An empty name goes back to the default.
     _rename(anna, rid, 2, "")
     assert _labels(db, rid)[1] == (2, "Talare 2")
@@ -187,6 +190,7 @@ def test_a_failed_diarization_is_said_on_the_page(anna, tone, db):
     db.execute("UPDATE recordings SET status = 'ready' WHERE id = ?", (rec_id,))
     html = anna.get(f"/recordings/{rec_id}").text
     assert "Talarna kunde inte urskiljas" in html and 'class="seg-speaker ' not in html
-    assert '<option value="new" selected>Ny talare</option>' in html  # a speaker can still be given by hand
+    edit = anna.get(f"/recordings/{rec_id}/segments/0/edit").text  # a speaker can still be given by hand
+    assert '<option value="new" selected>Ny talare</option>' in edit
     assert _assign(anna, rec_id, 0, "new").status_code == 303
     assert _labels(db, rec_id) == [(1, "Talare 1")]

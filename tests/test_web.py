@@ -422,7 +422,7 @@ def test_ready_recording_shows_player_and_clickable_transcript(anna, sv_clip, db
                              (65.0, 70.0, " Och familjens <ekonomi>.")])
     html = anna.get(f"/recordings/{rec_id}").text
     assert f'<audio id="player" controls preload="metadata" src="/recordings/{rec_id}/audio">' in html
-    starts = re.findall(r'<li class="seg" data-start="([0-9.]+)"', html)
+    starts = re.findall(r'<li class="seg"[^>]*? data-start="([0-9.]+)"', html)
     assert starts == ["0.00", "3.20", "65.00"]
     assert ">00:03</button>" in html and ">01:05</button>" in html
     assert "Hej, jag heter Anna." in html

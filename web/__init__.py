@@ -108,6 +108,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
         subject_requests,
         suggestions,
         views,
+        workspace,
     )
 
     security.init_app(app)
@@ -115,6 +116,7 @@ def create_app(app_ctx: Appliance | None = None, config_overrides: dict[str, Any
     csrf.init_app(app)
     errors.init_app(app)
     views.init_app(app)
+    workspace.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(recordings.bp)
     app.register_blueprint(folders.bp)

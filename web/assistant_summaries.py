@@ -13,11 +13,13 @@ Everything goes through appliance.assistant.summaries / templates (access.requir
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Flask, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
 from appliance.assistant import summaries, templates
 from appliance.errors import ApplianceError
-from web import appliance, db
+from web import appliance, db, exports
 from web.auth import login_required
 from web.drafts_view import Cite, DraftView, draft_view
 from web.errors import change_and_flash
@@ -65,6 +67,19 @@ def review(rec_id: str):
     return _back(rec_id, f"summary-{sid}" if sid.isdigit() else "summaries")
 
 
+@bp.get("/recordings/<rec_id>/summaries/<int:summary_id>/download.<any(txt, docx):fmt>")
+@login_required
+def download(rec_id: str, summary_id: int, fmt: str):
+    """A reviewed summary as a Word or text file (web/exports.py: in memory, never stored); a draft not yet
+    reviewed cannot leave, as with "Kopiera"."""
+    s = summaries.get_summary(db(), g.user, rec_id, summary_id)  # NotFound → 404 (audited read)
+    if s.status != "done" or not s.content or s.review_state == summaries.UTKAST:
+        flash(_("Granska sammanfattningen innan du laddar ner den."), "error")
+        return _back(rec_id, f"summary-{summary_id}")
+    body = exports.draft_docx(s.content) if fmt == "docx" else exports.draft_txt(s.content)
+    return exports.attachment(body, fmt, f"sammanfattning-{re.sub(r'[^a-z0-9-]', '', s.template_key)}-{s.id}")
+
+
 @bp.post("/recordings/<rec_id>/summaries/edit")
 @login_required
 def edit(rec_id: str):
@@ -100,7 +115,9 @@ def _view(rec, summary: summaries.Summary, by_number: dict) -> DraftView:
                       review_url=url_for("summaries.review", rec_id=rec.id),
                       retry_url=url_for("summaries.retry", rec_id=rec.id),
                       edit_url=url_for("summaries.edit", rec_id=rec.id), can_edit=rec.can_edit,
-                      fields={"summary_id": summary.id}, text_id=f"summary-text-{summary.id}", level=4)
+                      fields={"summary_id": summary.id}, text_id=f"summary-text-{summary.id}", level=4,
+                      downloads={fmt: url_for("summaries.download", rec_id=rec.id, summary_id=summary.id, fmt=fmt)
+                                 for fmt in exports.FORMATS})
 
 
 def assistant_summaries(rec, segments) -> dict:

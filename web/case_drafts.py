@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 
 from appliance.assistant import case_drafts, drafts
 from appliance.errors import ApplianceError, NotFound
-from web import db
+from web import db, exports
 from web.auth import login_required
 from web.drafts_view import Cite, draft_view
 from web.errors import change_and_flash
@@ -67,6 +67,7 @@ def draft(draft_id: str):
     v = draft_view(d, "case_draft", case_drafts.readable(conn, d), lambda numbers: _cites(d, numbers),
                    review_url=url_for("drafts.review", draft_id=d.id), retry_url=url_for("drafts.retry", draft_id=d.id),
                    text_id="draft-text",
+                   downloads={fmt: url_for("drafts.download", draft_id=d.id, fmt=fmt) for fmt in exports.FORMATS},
                    help=_("Källorna anges som samtal och rad: A12 är rad 12 i samtal A (klicka för att lyssna), J2 är "
                           "stycke 2 i journalanteckningarna."))
     return render_template("draft.html", d=d, v=v)
@@ -78,6 +79,21 @@ def _cites(d: case_drafts.CaseDraft, numbers: list[int]) -> list[Cite]:
                  None, _("Samtal %(l)s, rad %(n)d", l=c.label, n=c.number))
             if c.recording_id else Cite(c.text, None, None, _("Journalanteckning, stycke %(n)d", n=c.number))
             for c in d.cites(numbers)]
+
+
+@bp.get("/drafts/<draft_id>/download.<any(txt, docx):fmt>")
+@login_required
+def download(draft_id: str, fmt: str):
+    """The reviewed draft as a Word or text file (web/exports.py: in memory, never stored), as the page shows it
+    (real names back in place of the placeholders); a draft not yet reviewed cannot leave, as with "Kopiera"."""
+    conn = db()
+    d = case_drafts.get(conn, g.user, draft_id)  # NotFound → 404 (audited per source)
+    if d.status != "done" or not d.content or d.review_state == drafts.UTKAST:
+        flash(_("Granska utkastet innan du laddar ner det."), "error")
+        return _back(draft_id)
+    content = case_drafts.readable(conn, d)
+    body = exports.draft_docx(content) if fmt == "docx" else exports.draft_txt(content)
+    return exports.attachment(body, fmt, f"utkast-{d.id}")
 
 
 @bp.get("/drafts/<draft_id>/status")

@@ -59,6 +59,7 @@ class DraftView:
     can_edit: bool = True
     fields: dict = field(default_factory=dict)  # hidden form fields naming the draft
     help: str | None = None
+    downloads: dict = field(default_factory=dict)  # format ("docx", "txt") → URL of the reviewed draft's file
 
     @property
     def words(self) -> dict[str, str]:

@@ -153,7 +153,7 @@ def feed(rec_id: str):
         after = -1
     segments = [{"idx": s.idx, "start": round(s.start, 2), "end": round(s.end, 2), "text": s.text}
                 for s in recordings.transcript_segments(conn, rec_id) if s.idx > after]
-    return jsonify(status=row["status"], state=session.state if session else None,
+    return jsonify(status=row["status"], state=session.state if session else None, progress=round(row["progress"], 3),
                    stop_reason=session.stop_reason if session else None,
                    seconds=round(live.received_seconds(conn, rec_id), 1) if session else row["duration"],
                    segments=segments,

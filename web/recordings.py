@@ -17,7 +17,7 @@ from appliance.errors import ApplianceError, BadAudio, NotFound
 from appliance.recordings import audio_life, folders, recordings, reminders
 from appliance.transcripts import edits, speakers, word_detail
 from appliance.users import access
-from web import appliance, db
+from web import appliance, db, workspace
 from web.auth import login_required, wants_json
 from web.errors import change_and_flash, too_large, too_large_message
 from web.i18n import _
@@ -106,7 +106,39 @@ def recording(rec_id: str):
     return render_template("recording.html", rec=rec, segments=segments, pending=rec.status in PENDING,
                            move_targets=targets, speakers=speakers.list_speakers(conn, rec.id, segments),
                            diarization=speakers.diarization(conn, rec.id),
-                           word_detail=word_detail.for_recording(conn, rec.id))
+                           word_detail=word_detail.for_recording(conn, rec.id),
+                           doubts=workspace.doubts(rec.id) if segments and rec.audio.available else {},
+                           max_edit=workspace.max_edit_id(segments))
+
+
+@bp.get("/recordings/<rec_id>/lines")
+@login_required
+def lines(rec_id: str):
+    """Some lines as the page renders them, for static/edit.js to refresh them in place: `idx` (repeatable) and/or
+    `since` (every line edited after that edit id, e.g. by "Rätta alla" in the Förslag tab). An audited read."""
+    conn = db()
+    rec = recordings.get_recording(conn, g.user, rec_id)  # NotFound → 404 (audited)
+    wanted = {int(i) for i in request.args.getlist("idx") if i.isdigit()}
+    since = _base(request.args.get("since"))
+    segments = recordings.transcript_segments(conn, rec.id)
+    shown = [s for s in segments if s.idx in wanted or (since is not None and s.edit_id > since)]
+    doubts = workspace.doubts(rec.id) if shown and rec.audio.available else {}  # Whisper's doubt: while audio lives
+    return render_template("_lines.html", rec=rec, segments=shown, doubts=doubts,
+                           max_edit=workspace.max_edit_id(segments))
+
+
+@bp.get("/recordings/<rec_id>/segments/<int:idx>/edit")
+@login_required
+def edit_segment_form(rec_id: str, idx: int):
+    """A line's edit page: what "Redigera" opens without JavaScript (with it, the editor opens in the line)."""
+    conn = db()
+    rec = recordings.get_recording(conn, g.user, rec_id)  # NotFound → 404 (audited)
+    seg = recordings.transcript_segment(conn, rec.id, idx)
+    if seg is None:
+        raise NotFound(_("Raden finns inte i utskriften."))
+    segments = recordings.transcript_segments(conn, rec.id)
+    return render_template("segment_edit.html", rec=rec, seg=seg,
+                           speakers=speakers.list_speakers(conn, rec.id, segments))
 
 
 def _back_to_line(rec_id: str, idx: int):

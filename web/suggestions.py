@@ -1,8 +1,9 @@
 """The Förslag tab (correction suggestions for a recording) and the office's lexicon page.
 
 `/recordings/<rec_id>/suggestions`: viewers see the suggestions read-only; editors accept (this occurrence
-or all of that word) or dismiss. Everything goes through appliance.transcripts.suggestions, which authorises with
-access.require_recording (NotFound → 404) and writes accepted corrections as edits with history.
+or all of that word) or dismiss. `?panel=1` sends the list alone for the recording page's Förslag tab
+(static/workspace.js), and its forms come back there. Everything goes through appliance.transcripts.suggestions,
+which authorises with access.require_recording (NotFound → 404) and writes accepted corrections as edits with history.
 
 `/lexicon`: the shipped terms and the office's own; caseworkers and managers (content roles) add and remove
 office terms; everyone else gets 404, as for any page they may not see.
@@ -29,11 +30,15 @@ def index(rec_id: str):
     conn = db()
     items = suggestions.list_for_user(conn, g.user, rec_id)  # NotFound → 404 (audited)
     rec = recordings.get_recording(conn, g.user, rec_id)
-    return render_template("suggestions.html", rec=rec, items=items, threshold=suggestions.LOW_PROBABILITY)
+    page = "_panel.html" if request.args.get("panel") == "1" else "suggestions.html"
+    return render_template(page, panel_template="_suggestions_list.html", panel=page == "_panel.html", rec=rec,
+                           items=items, threshold=suggestions.LOW_PROBABILITY)
 
 
 def _back(rec_id: str):
-    return redirect(url_for("suggestions.index", rec_id=rec_id), code=303)
+    """Back to the page, or to the recording page's Förslag tab that sent the form (it asks for ?panel=1)."""
+    panel = "1" if request.form.get("panel") == "1" else None
+    return redirect(url_for("suggestions.index", rec_id=rec_id, panel=panel), code=303)
 
 
 @bp.post("/recordings/<rec_id>/suggestions/accept")

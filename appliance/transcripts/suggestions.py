@@ -67,7 +67,7 @@ def _align(word_rows: Sequence, tokens: Sequence[lexicon.Token]) -> list[tuple[f
     """(probability, start time) per token of the current text, from Whisper's words where they still match."""
     w_tokens: list[tuple[str, float | None, float]] = []
     for w in word_rows:
-        # NULL: the transcription backend gave no probability (migration 0017); never doubtful then.
+        # NULL: the transcription backend gave no probability (migration 0018); never doubtful then.
         p = None if w["probability"] is None else float(w["probability"])
         for t in lexicon.tokenize(w["word"]):
             w_tokens.append((t.text.casefold(), p, float(w["start"])))
@@ -87,17 +87,55 @@ def _capitalised(word: str, term: str) -> str:
     return term
 
 
+def _words_by_line(conn: Connection, rec_id: str) -> dict[int, list]:
+    words: dict[int, list] = {}
+    for r in conn.execute('SELECT s.idx AS sidx, w.word, w.probability, w.start FROM words w JOIN segments s '
+                          "ON s.id = w.segment_id WHERE s.recording_id = ? ORDER BY s.idx, w.idx", (rec_id,)):
+        words.setdefault(r["sidx"], []).append(r)
+    return words
+
+
+def _dismissed(conn: Connection, rec_id: str) -> dict[tuple[int, int, int], str]:
+    return {(r["idx"], r["start_tok"], r["end_tok"]): r["span"] for r in conn.execute(
+        "SELECT idx, start_tok, end_tok, span FROM suggestion_dismissals WHERE recording_id = ?", (rec_id,))}
+
+
+@dataclass(frozen=True)
+class Doubt:
+    """A word Whisper was unsure of, in a line's current text: what the recording page marks (issue 15)."""
+
+    idx: int            # segment idx
+    char_start: int
+    char_end: int
+    start: float        # where to play it from
+    probability: float
+
+
+def doubtful_words(conn: Connection, rec_id: str) -> list[Doubt]:
+    """Words below LOW_PROBABILITY in the lines' current text, in transcript order, less those dismissed as right,
+    for a recording the caller has authorised. The lighter half of `for_recording` (no lexicon near-misses, which
+    are the costly part): the marks on the recording page, where a 90-minute transcript has a thousand lines."""
+    words, dismissed = _words_by_line(conn, rec_id), _dismissed(conn, rec_id)
+    out: list[Doubt] = []
+    for seg in recordings.transcript_segments(conn, rec_id):
+        if not any(w["probability"] is not None and w["probability"] < LOW_PROBABILITY
+                   for w in words.get(seg.idx, ())):
+            continue  # most lines: nothing Whisper was unsure of, nothing to align
+        tokens = lexicon.tokenize(seg.text)
+        for i, (p, start) in enumerate(_align(words[seg.idx], tokens)):
+            t = tokens[i]
+            if p is not None and p < LOW_PROBABILITY and \
+                    dismissed.get((seg.idx, i, i + 1)) != seg.text[t.start:t.end].casefold():
+                out.append(Doubt(seg.idx, t.start, t.end, seg.start if start is None else start, p))
+    return out
+
+
 def for_recording(conn: Connection, rec_id: str, lex: lexicon.Lexicon | None = None, *,
                   confidence: bool = True) -> list[Suggestion]:
     """Suggestions for a recording the caller has authorised (access.require_recording), in transcript order.
     `confidence` False: lexicon near-misses only, Whisper's word probabilities unused (the audio is gone)."""
     lex = lex or lexicon.load(conn)
-    words: dict[int, list] = {}
-    for r in conn.execute('SELECT s.idx AS sidx, w.word, w.probability, w.start FROM words w JOIN segments s '
-                          "ON s.id = w.segment_id WHERE s.recording_id = ? ORDER BY s.idx, w.idx", (rec_id,)):
-        words.setdefault(r["sidx"], []).append(r)
-    dismissed = {(r["idx"], r["start_tok"], r["end_tok"]): r["span"] for r in conn.execute(
-        "SELECT idx, start_tok, end_tok, span FROM suggestion_dismissals WHERE recording_id = ?", (rec_id,))}
+    words, dismissed = _words_by_line(conn, rec_id), _dismissed(conn, rec_id)
     out: list[Suggestion] = []
     for seg in recordings.transcript_segments(conn, rec_id):
         text = seg.text
@@ -148,8 +186,7 @@ def _find(conn: Connection, row, sid: str) -> tuple[Suggestion, list[Suggestion]
 def _occurrences(conn: Connection, rec_id: str, chosen: Suggestion) -> dict[int, list[tuple[int, int, str]]]:
     """Every occurrence of the chosen span's words in the recording: {segment idx: [(char start, end, text)]}."""
     want = [t.text.casefold() for t in lexicon.tokenize(chosen.word)]
-    dismissed = {(r["idx"], r["start_tok"], r["end_tok"]): r["span"] for r in conn.execute(
-        "SELECT idx, start_tok, end_tok, span FROM suggestion_dismissals WHERE recording_id = ?", (rec_id,))}
+    dismissed = _dismissed(conn, rec_id)
     found: dict[int, list[tuple[int, int, str]]] = {}
     for seg in recordings.transcript_segments(conn, rec_id):
         tokens = lexicon.tokenize(seg.text)

@@ -2,7 +2,8 @@
 (function () {
   "use strict";
 
-  /* Status polling: rows/blocks with data-recording-id and a pending data-status. */
+  /* Status polling: rows/blocks with data-recording-id and a pending data-status (the list, a recording's page
+     while it is transcribed); the page reloads when a status changes. */
   var POLL_MS = 2000;
   function pending() {
     return document.querySelector('[data-recording-id][data-status="queued"], ' +
@@ -22,11 +23,8 @@
           var els = document.querySelectorAll('[data-recording-id="' + String(rec.id).replace(/[^0-9a-f]/g, "") + '"]');
           Array.prototype.forEach.call(els, function (el) {
             if (el.getAttribute("data-status") !== rec.status) { reload = true; return; }
-            var pct = Math.round(rec.progress * 100);
-            var bar = el.querySelector("progress");
-            if (bar) { bar.value = pct; bar.textContent = pct + " %"; }
-            var label = el.querySelector("[data-percent]");
-            if (label) { label.textContent = pct + " %"; }
+            // progress.js: the bar, the percentage, an estimate of the time left, news for screen readers
+            window.SamtalProgress.update(el, rec.progress, el.getAttribute("data-text-" + rec.status));
           });
         });
         if (reload) { window.location.reload(); } else if (pending()) { window.setTimeout(poll, POLL_MS); }

@@ -4,11 +4,10 @@
    - the topic table of contents shows its progress while it is made;
    - a failure (model down or slow, connection lost) shows the message and a "Försök igen" button; a stream
      that goes silent longer than IDLE_MS is abandoned, so the page never hangs;
-   - links with data-seek (citations, topics) jump the player to that time and play. */
+   - links with data-seek (citations, topics) jump to the transcript line and play: static/player.js. */
 (function () {
   "use strict";
   var IDLE_MS = 150000; // the server sends a keep-alive every few seconds; silence this long = lost
-  var player = document.getElementById("player");
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -22,20 +21,6 @@
     var ss = ("0" + (s % 60)).slice(-2);
     return h ? h + ":" + ("0" + m).slice(-2) + ":" + ss : ("0" + m).slice(-2) + ":" + ss;
   }
-
-  /* --- jump the player ------------------------------------------------------------------------- */
-  document.addEventListener("click", function (e) {
-    var link = e.target.closest && e.target.closest("a[data-seek]");
-    if (!link || !player) { return; }
-    e.preventDefault();
-    var t = parseFloat(link.getAttribute("data-seek"));
-    if (!isFinite(t)) { return; }
-    player.currentTime = t;
-    var p = player.play();
-    if (p && p.catch) { p.catch(function () { /* autoplay blocked: the position is set */ }); }
-    var target = document.getElementById((link.getAttribute("href") || "").replace(/^#/, ""));
-    if (target) { target.scrollIntoView({block: "center"}); }
-  });
 
   if (!window.fetch || !window.FormData || !window.TextDecoder) { return; }
 
@@ -211,7 +196,8 @@
         bar.max = Math.max(1, d.total);
         bar.value = d.done;
         bar.textContent = Math.round(100 * d.done / Math.max(1, d.total)) + " %";
-        status.textContent = "Del " + d.done + " av " + d.total + " klar.";
+        var eta = window.SamtalProgress ? window.SamtalProgress.eta(form.action, d.done / Math.max(1, d.total)) : "";
+        status.textContent = "Läser utskriften i delar: del " + d.done + " av " + d.total + " klar" + (eta ? ", " + eta : "") + ".";
       },
       done: function () {
         status.textContent = "Innehållsförteckningen är klar.";

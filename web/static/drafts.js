@@ -45,12 +45,9 @@
     if (card.getAttribute("data-status") !== item.status && (item.status === "done" || item.status === "failed")) {
       return true;
     }
-    var pct = Math.round(item.progress * 100);
-    var bar = card.querySelector("progress"), label = card.querySelector("[data-percent]");
-    var text = card.querySelector("[data-summary-text]"), slow = card.querySelector(".draft-slow");
-    if (bar) { bar.value = pct; bar.textContent = pct + " %"; }
-    if (label) { label.textContent = pct + " %"; }
-    if (text) { text.textContent = item.status_text; }
+    // progress.js: the bar, the percentage, an estimate of the time left, news for screen readers
+    window.SamtalProgress.update(card.querySelector("[data-progress]"), item.progress, item.status_text);
+    var slow = card.querySelector(".draft-slow");
     if (slow) { slow.hidden = !(item.status === "queued" && Date.now() - started > SLOW_MS); }
     return false;
   }

@@ -1,5 +1,6 @@
 /* The live transcript on a recording's page: polls /recordings/<id>/live for new lines and the pause marks
-   while the recording runs and while its tail is transcribed, then reloads for the final transcript. */
+   while the recording runs and while its tail is transcribed (showing that finalisation's progress), then reloads
+   for the final transcript. */
 (function () {
   "use strict";
   var section = document.getElementById("live");
@@ -9,6 +10,7 @@
   var status = section.getAttribute("data-live-status");
   var after = parseInt(section.getAttribute("data-live-after"), 10);
   var segments = [], marks = null, fast = false;
+  var progressBox = section.querySelector("[data-live-progress]");
 
   function clock(seconds) {
     var s = Math.max(0, Math.floor(seconds)), m = Math.floor(s / 60), h = Math.floor(m / 60);
@@ -56,10 +58,14 @@
         segments = segments.concat(data.segments); marks = data.marks;
         if (changed) { render(); }
         if (data.state === "stopped" && status === "recording") { fast = true; }
+        if (data.state === "stopped" || data.status === "transcribing") {
+          progressBox.hidden = false;
+          window.SamtalProgress.update(progressBox, data.progress || 0, progressBox.querySelector("[data-progress-text]").textContent);
+        }
         window.setTimeout(poll, fast ? 1000 : 2500);
       })
       .catch(function () { window.setTimeout(poll, 5000); });
   }
-  document.addEventListener("samtalsstod:stopped", function () { fast = true; });
+  document.addEventListener("samtalsstod:stopped", function () { fast = true; progressBox.hidden = false; });
   if (after >= -1) { window.setTimeout(poll, 500); }
 })();

@@ -1,7 +1,8 @@
-/* Speakers on the recording page: renaming a speaker and giving a line another speaker are plain forms (they
-   work without JS); here they are sent with fetch and the page is updated in place: a new name on every line of
-   that speaker and in every speaker list. Choosing "Ny talare" posts the form normally (the page reloads with
-   the new speaker everywhere). Errors are shown next to the form. */
+/* Speakers on the recording page: renaming a speaker (the compact Talare panel, or the editor opened in a line by
+   static/edit.js) and giving a line another speaker are plain forms (they work without JS); here they are sent with
+   fetch and the page is updated in place: a new name on every line of that speaker, in the panel and in the open
+   editor. Choosing "Ny talare" posts the form normally (the page reloads with the new speaker everywhere). Errors
+   are shown next to the form. */
 (function () {
   "use strict";
   if (!window.fetch || !window.FormData) { return; }
@@ -30,6 +31,8 @@
   }
 
   function setLabel(label, number, name) {
+    var li = label.closest("li.seg");
+    if (li) { li.setAttribute("data-speaker", String(number)); }
     label.textContent = name;
     label.setAttribute("data-speaker", String(number));
     label.className = "seg-speaker speaker-" + (number % 8);
@@ -46,6 +49,8 @@
         });
         Array.prototype.forEach.call(document.querySelectorAll(".seg-speaker-form option[value='" + body.speaker + "']"),
           function (opt) { opt.textContent = body.name; });
+        var editing = form.querySelector("[data-editor-speaker]");
+        if (editing) { editing.textContent = body.name; }
         form.querySelector(".speaker-status").textContent = "Sparat.";
       });
     } else if (form.classList.contains("seg-speaker-form")) {
