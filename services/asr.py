@@ -87,7 +87,7 @@ class AsrWorker(JobWorker):
         super().__init__(app, worker, [Transcribe(app.cfg, transcriber, diarizer)],
                          poll_seconds=app.cfg.asr.poll_seconds, steps=[self.run_live_once, self.run_diarize_once])
         self.transcriber, self.diarizer = transcriber, diarizer  # diarizer None: transcripts without speakers
-        self.live = LiveTranscriber(app, transcriber, worker)
+        self.live = LiveTranscriber(app, transcriber, worker, diarizer)
 
     def run_live_once(self) -> bool:
         """One step of a live transcript (services/live_asr.py); a failure is logged, never fatal."""
