@@ -85,7 +85,7 @@ class AsrConfig(_Strict):
 
 
 class DiarizationConfig(_Strict):
-    """Speakers: the asr unit labels transcript lines by speaker after transcribing (models/diarize_resemblyzer.py)."""
+    """Speakers: the asr unit labels transcript lines by speaker (models/diarize_campplus.py by default)."""
 
     enabled: bool = Field(True, title="Label transcript lines by speaker")
     backend: Literal["campplus", "resemblyzer"] = Field(

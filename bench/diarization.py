@@ -126,6 +126,7 @@ def bench_backend(backend: str, corpora: dict[str, list[Item]], verbose: bool) -
     for corpus, items in corpora.items():
         pooled = {"estimated": Pooled(), "true count": Pooled()}
         seconds = {"estimated": 0.0, "true count": 0.0}
+        cpu = {"estimated": 0.0, "true count": 0.0}
         count_errors = []
         audio_s = sum(i.seconds for i in items)
         if verbose:
@@ -135,9 +136,10 @@ def bench_backend(backend: str, corpora: dict[str, list[Item]], verbose: bool) -
             row = []
             for mode, options in (("estimated", DiarizeOptions()),
                                   ("true count", DiarizeOptions(num_speakers=item.speakers))):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 result = diarizer.diarize(item.audio, options)
                 seconds[mode] += time.perf_counter() - t
+                cpu[mode] += time.process_time() - c
                 d = pooled[mode].add(item, [(x.start, x.end, x.speaker) for x in result.turns])
                 row.append(Pooled.split(d))
                 if mode == "estimated":
@@ -152,7 +154,7 @@ def bench_backend(backend: str, corpora: dict[str, list[Item]], verbose: bool) -
         for mode in pooled:
             der, miss, fa, conf = Pooled.split(pooled[mode].sums)
             print(f"[{corpus}]   {mode:<11} DER {der:.3f} = {miss:.3f} + {fa:.3f} + {conf:.3f}   "
-                  f"RTF {seconds[mode] / audio_s:.4f}")
+                  f"RTF {seconds[mode] / audio_s:.4f} (CPU time / audio time {cpu[mode] / audio_s:.4f})")
         errs = np.array(count_errors)
         print(f"[{corpus}]   speaker count (estimated - true): {' '.join(f'{e:+d}' for e in errs)}; "
               f"mean |error| {np.abs(errs).mean():.2f}; within +-1: {int((np.abs(errs) <= 1).sum())}/{len(errs)}")
@@ -244,13 +246,14 @@ def main() -> int:
     ap.add_argument("--vad", action="store_true", help="also score the speech detectors alone")
     ap.add_argument("--raw", action="store_true", help="also time the raw embedding model on the sample")
     ap.add_argument("--verbose", action="store_true", help="per-file figures")
+    ap.add_argument("--no-diarization", action="store_true", help="only the speech detectors (with --vad)")
     args = ap.parse_args()
 
     names = ("ami", "sample") if args.corpus == "all" else (args.corpus,)
     corpora = {name: load_corpus(name) for name in names}
     if args.corpus != "sample" and "ami" in corpora:
         print(f"AMI excerpts from {ami_dir()}")
-    for backend in args.backend or diarizer_backends():
+    for backend in [] if args.no_diarization else (args.backend or diarizer_backends()):
         bench_backend(backend, corpora, args.verbose)
         if args.raw:
             bench_raw(backend, load_corpus("sample")[0])

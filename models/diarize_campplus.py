@@ -100,6 +100,11 @@ def _package_file(relative: str, sha256: str) -> Path:
     return path
 
 
+def weight_files() -> tuple[Path, Path]:
+    """The segmentation and embedding weights, checked (ModelError when missing or changed)."""
+    return _package_file(*SEGMENTATION), _package_file(*EMBEDDING)
+
+
 @dataclass(frozen=True)
 class Segmentation:
     """Per chunk (start sample) and frame, which of the 3 local speakers speak: (chunks, frames, 3) bool."""
@@ -259,14 +264,14 @@ class CampplusDiarizer:
         self._torch = torch
         self._device = torch.device(config.device)
         self._step = max(FRAME_HOP, int(round(config.step_seconds * SAMPLE_RATE)))
-        checkpoint = torch.load(_package_file(*SEGMENTATION), map_location="cpu", weights_only=True)
+        segmentation, embedding = weight_files()
+        checkpoint = torch.load(segmentation, map_location="cpu", weights_only=True)
         self._segmenter = PyanNet()
         self._segmenter.load_state_dict(checkpoint["state_dict"], strict=True)
         self._segmenter.eval().to(self._device)
         self._powerset = powerset().to(self._device)
         self._embedder = CAMPPlus()
-        self._embedder.load_state_dict(torch.load(_package_file(*EMBEDDING), map_location="cpu", weights_only=True),
-                                       strict=True)
+        self._embedder.load_state_dict(torch.load(embedding, map_location="cpu", weights_only=True), strict=True)
         self._embedder.eval().to(self._device)
         t0 = time.perf_counter()
         rng = np.random.default_rng(0)

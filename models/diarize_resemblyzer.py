@@ -191,6 +191,11 @@ class ResemblyzerDiarizer:
                     out.append(self._encoder(batch).cpu().numpy())
         return starts * MEL_HOP, np.concatenate(out)
 
+    def raw_embedding_call(self, audio: np.ndarray):
+        """The raw library call our path builds on, for bench/diarization.py: resemblyzer's own
+        `embed_utterance` at the same window rate (embeddings only: no VAD, no clustering)."""
+        return lambda: self._encoder.embed_utterance(audio, return_partials=True, rate=self.config.windows_per_second)
+
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         audio = np.asarray(audio, dtype=np.float32)
         speech = speech_frames(audio)

@@ -313,3 +313,16 @@ def test_live_speakers_keep_their_numbers_from_step_to_step():
     turns = [SpeakerTurn(0.5, 4.0, 1), SpeakerTurn(4.6, 8.0, 2), SpeakerTurn(9.0, 12.0, 3), SpeakerTurn(12.5, 14, 1)]
     assert match(turns, stored, first_free=3) == {1: 2, 2: 1, 3: 3}
     assert match(turns, [], first_free=1) == {1: 1, 2: 2, 3: 3}
+
+
+def test_weights_are_checked_before_loading():
+    """A weights file whose SHA-256 differs from the pinned one is refused with a message IT can act on."""
+    from appliance.errors import ModelError
+    from models import diarize_campplus
+
+    segmentation, embedding = diarize_campplus.weight_files()  # the installed ones match
+    assert segmentation.is_file() and embedding.is_file()
+    with pytest.raises(ModelError, match="does not match the pinned SHA-256"):
+        diarize_campplus._package_file(diarize_campplus.SEGMENTATION[0], "0" * 64)
+    with pytest.raises(ModelError, match="is missing"):
+        diarize_campplus._package_file("models/nothing.pt", "0" * 64)
