@@ -1,8 +1,8 @@
 """Provisional speakers for the live transcript: each live step's new lines get a speaker while the recording
 goes on; the whole recording is diarized once it is final (services/asr.py `run_diarize_once`), which settles them.
 
-A step diarizes the audio it has at hand (its new stretch plus the context before it, at most about a minute:
-`services/live_asr.py` reads it anyway), so the cost per step is bounded however long the meeting. The numbers
+A step diarizes its new stretch plus CONTEXT_S of the audio before it (which `services/live_asr.py` has read
+anyway), so the cost per step is bounded however long the meeting. The numbers
 must stay the same person from step to step, yet nothing but the stored transcript is kept between steps (a
 restarted worker goes on from the database): the lines already stored in that stretch, with their provisional
 speakers, anchor it. The stretch's speakers are matched to those stored speakers by how long they overlap
@@ -24,6 +24,10 @@ from appliance.ports import SAMPLE_RATE, DiarizeOptions, Diarizer, Segment, Spea
 from appliance.transcripts import store
 
 log = logging.getLogger(__name__)
+
+# Seconds of already transcribed audio diarized with a step's new lines: enough for the stored lines' speakers to
+# anchor the numbers (a few turns), little enough that a step's cost stays that of its own audio plus this.
+CONTEXT_S = 12.0
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -58,7 +62,11 @@ def match(turns: Sequence[SpeakerTurn], stored: Sequence[Segment], first_free: i
 def provisional(app: Appliance, diarizer: Diarizer, rec_id: str, audio: np.ndarray, offset: float,
                 new: Sequence[Segment], speakers_hint: int | None) -> list[Segment]:
     """`new` (absolute times) with provisional speakers; `audio` starts at `offset` s and holds the new lines and
-    the context before them (already stored lines, whose speakers anchor the numbers)."""
+    the context before them (already stored lines, whose speakers anchor the numbers), of which CONTEXT_S is used."""
+    if not new:
+        return []
+    skip = max(0, int((min(s.start for s in new) - CONTEXT_S - offset) * SAMPLE_RATE))
+    audio, offset = audio[skip:], offset + skip / SAMPLE_RATE
     with closing(app.connect()) as conn:
         stored, first_free = store.speakers_since(conn, rec_id, offset)
     return label(diarizer, audio, offset, new, stored, first_free, speakers_hint, app.cfg.diarization.max_speakers)
