@@ -36,7 +36,8 @@ from appliance.config import DiarizationConfig  # noqa: E402
 from appliance.ports import SAMPLE_RATE, DiarizeOptions  # noqa: E402
 from appliance.recordings.audio import decode_audio  # noqa: E402
 
-SHARED_AMI = ROOT.parent.parent / "shared" / "data" / "ami_debug_train"  # /work/shared from /work/wt/<name>
+# ../shared beside a checkout (CI), ../../shared beside a worktree (/work/wt/<name>), else the FLAC copies.
+SHARED_AMI = [base / "shared" / "data" / "ami_debug_train" for base in (ROOT.parent, ROOT.parent.parent)]
 COLLAR = 0.25
 
 
@@ -57,7 +58,7 @@ class Item:
 
 
 def ami_dir() -> Path:
-    for candidate in (SHARED_AMI, Path("/work/shared/data/ami_debug_train"), ROOT / "tests/data/ami_debug_train"):
+    for candidate in (*SHARED_AMI, ROOT / "tests" / "data" / "ami_debug_train"):
         if (candidate / "train.rttm").is_file():
             return candidate
     raise SystemExit("no AMI excerpts found (tests/data/ami_debug_train is part of the checkout)")

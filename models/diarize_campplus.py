@@ -10,18 +10,24 @@ splits short turns inside a chunk; CAM++ (trained on ~200k speakers) separates v
 Resemblyzer's d-vectors, so a distance threshold counts the speakers instead of an eigengap that mostly said 1.
 
 How, in order:
-1. Chunks of CHUNK_S seconds every `[diarization] step_seconds`; the network gives, per 16.875 ms frame, one
-   of 7 powerset classes (nobody, one of 3 local speakers, a pair of them).
+1. Chunks of CHUNK_S seconds every `[diarization] step_seconds`; the network gives, per 16.875 ms frame, the
+   probabilities of 7 powerset classes (nobody, one of 3 local speakers, a pair of them); a local speaker speaks
+   where the classes holding them reach ONSET.
 2. Each local speaker with speech in a chunk gets a CAM++ embedding of its frames; frames where two overlap are
    left out when at least MIN_CLEAN_S of the speaker's speech remain (so an embedding is one voice).
 3. Embeddings with at least MIN_CLEAN_S of clean speech are clustered: centroid-linkage agglomerative clustering
    of the L2-normalised embeddings, cut at THRESHOLD (cosine distance between cluster centres); a cluster
    holding less than MIN_SPEAKER_S of speech is not a speaker of its own: it joins its nearest cluster. With the
-   caseworker's count, the dendrogram is cut into that many speakers instead.
+   caseworker's count, the dendrogram is cut into that many speakers instead, but never closer than FLOOR (the
+   count caps the speakers; one voice is not split in two to reach it).
 4. Every local speaker of every chunk takes the nearest speaker centre, two local speakers of one chunk never
    the same one (Hungarian assignment); the chunks' frames are averaged over their overlap and at each frame
    the speakers with the most activity are kept, as many as the chunks say speak there (overlap: two).
 5. Runs of frames become turns; speakers are numbered 1..n in order of first appearance.
+
+Five parameters (ONSET, MIN_CLEAN_S, THRESHOLD, FLOOR, MIN_SPEAKER_S), each explained where it is defined, set on
+coarse grids on the AMI excerpts; DER moved by less than 0.01 across neighbouring values, so they are not fitted to
+those ten files.
 
 Long recordings: the whole recording is processed chunk by chunk (memory bounded by the chunk batch), and the
 clustering sees every chunk of it at once, so "Talare 2" at minute 3 and minute 85 is one person as long as the
@@ -70,6 +76,7 @@ FRAME_SPAN = 991  # samples one segmentation frame sees
 FBANK_HOP, FBANK_SPAN = 160, 400  # CAM++ input: 25 ms frames every 10 ms
 BATCH = 16  # chunks per segmentation call (bounds memory: ~16 x 10 s of activations)
 EMBED_BATCH = 32
+EMBED_BLOCK = 128  # local speakers whose features are held before they are embedded (~40 MB at most)
 # An embedding used to find the speakers needs this much speech of one voice (shorter ones are noisy; they are
 # still assigned to the nearest speaker afterwards).
 MIN_CLEAN_S = 1.0
@@ -332,13 +339,14 @@ class CampplusDiarizer:
 
     def local_embeddings(self, audio: np.ndarray, seg: Segmentation):
         """One embedding per (chunk, local speaker) that speaks: chunk index, local speaker, embedding, seconds of
-        clean (non-overlapped) speech."""
+        clean (non-overlapped) speech. Features are embedded every EMBED_BLOCK speakers, so only that many
+        filterbank sequences are held at once however long the recording."""
         per_chunk = seg.active.shape[1]
         # For each fbank frame of a chunk, the segmentation frame whose centre is nearest.
         n_fb = 1 + (CHUNK - FBANK_SPAN) // FBANK_HOP
         centre = np.arange(n_fb) * FBANK_HOP + FBANK_SPAN / 2
         to_seg = np.clip(np.rint((centre - FRAME_SPAN / 2) / FRAME_HOP).astype(int), 0, per_chunk - 1)
-        chunks, locals_, feats, clean_s = [], [], [], []
+        chunks, locals_, feats, clean_s, embedded = [], [], [], [], []
         min_frames = int(MIN_CLEAN_S * SAMPLE_RATE / FBANK_HOP)
         for c, start in enumerate(seg.starts):
             act = seg.active[c]
@@ -356,9 +364,14 @@ class CampplusDiarizer:
                 locals_.append(s)
                 feats.append(fb[use])
                 clean_s.append(clean.sum() * FBANK_HOP / SAMPLE_RATE)
-        if not feats:
+            if len(feats) >= EMBED_BLOCK:
+                embedded.append(self.embed_features(feats))
+                feats = []
+        if feats:
+            embedded.append(self.embed_features(feats))
+        if not embedded:
             return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 192), np.float32), np.zeros(0)
-        return np.array(chunks), np.array(locals_), self.embed_features(feats), np.array(clean_s)
+        return np.array(chunks), np.array(locals_), np.concatenate(embedded), np.array(clean_s)
 
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         audio = np.asarray(audio, dtype=np.float32)
