@@ -280,9 +280,11 @@ class CampplusDiarizer:
         self._embedder = CAMPPlus()
         self._embedder.load_state_dict(torch.load(embedding, map_location="cpu", weights_only=True), strict=True)
         self._embedder.eval().to(self._device)
+        # One pass of each network now, so a job's first call does not pay torch's one-time set-up; kept small:
+        # the unit starts beside the web server and the browser's first requests.
         t0 = time.perf_counter()
-        rng = np.random.default_rng(0)
-        self.diarize((0.01 * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32), DiarizeOptions())
+        self.segment(np.zeros(CHUNK, dtype=np.float32))
+        self.embed_features([np.zeros((200, 80), dtype=np.float32)])
         log.info("diarizer warmed up in %.1f s", time.perf_counter() - t0)
 
     # -- the two networks --------------------------------------------------------------------------------------

@@ -125,7 +125,9 @@ class LiveTranscriber:
         context = min(lead, max(0, CONTEXT_S * SAMPLE_RATE - cut))
         segments = self._transcribe(audio[lead - context:lead + cut], context, options,
                                     offset=(start - context) / SAMPLE_RATE) if cut > 0 else []
-        if segments and self.diarizer is not None:  # provisional speakers, settled when the recording is final
+        # Provisional speakers while the recording goes on; once it is stopped the whole recording is diarized right
+        # after its tail (which settles them), so the tail's steps skip this and the final transcript comes sooner.
+        if segments and self.diarizer is not None and not final:
             segments = live_speakers.provisional(self.app, self.diarizer, rec_id, audio[lead - context:lead + cut],
                                                  (start - context) / SAMPLE_RATE, segments,
                                                  found.speakers_hint if found else None)

@@ -1,5 +1,6 @@
 """Provisional speakers for the live transcript: each live step's new lines get a speaker while the recording
-goes on; the whole recording is diarized once it is final (services/asr.py `run_diarize_once`), which settles them.
+goes on; the whole recording is diarized once it is final (services/asr.py `run_diarize_once`), which settles them
+(the steps after stop, the tail, get theirs only then: the final transcript is not delayed for them).
 
 A step diarizes its new stretch plus CONTEXT_S of the audio before it (which `services/live_asr.py` has read
 anyway), so the cost per step is bounded however long the meeting. The numbers
