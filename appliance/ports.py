@@ -53,6 +53,9 @@ class TranscribeOptions:
     # A step of the live transcript (services/live_asr.py): a short window where latency matters more than
     # throughput. A backend that streams (capabilities().streaming) streams it; batched pipelines are for files.
     live: bool = False
+    # Whisper feeds its previous text into the next window; after a stretch of noise that invites repeating or
+    # inventing text (bench/hallucination.py), so it is off unless the config says otherwise.
+    condition_on_previous_text: bool = False
 
 
 @dataclass(frozen=True)

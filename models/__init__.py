@@ -99,7 +99,7 @@ def load_transcriber(asr_config: AsrConfig, store_dir: Path) -> Transcriber:
     return backend.factory(model_path, asr_config)
 
 
-DiarizerFactory = Callable[[DiarizationConfig], Diarizer]
+DiarizerFactory = Callable[[DiarizationConfig, Path], Diarizer]  # (config, the model store)
 """Builds a loaded diarizer from the diarization config (its weights ship inside a Python package, which the
 backend checks against a pinned SHA-256 before loading)."""
 
@@ -118,12 +118,18 @@ def register_diarizer(name: str) -> Callable[[DiarizerFactory], DiarizerFactory]
     return decorator
 
 
-def load_diarizer(config: DiarizationConfig) -> Diarizer:
-    """Load the configured diarization backend (once per process: the asr unit, `appliance transcribe`)."""
+def diarizer_backends() -> list[str]:
+    _discover()
+    return sorted(_DIARIZERS)
+
+
+def load_diarizer(config: DiarizationConfig, models_dir: Path) -> Diarizer:
+    """Load the configured diarization backend (once per process: the asr unit, `appliance transcribe`); its
+    weights come from the model store `models_dir` (verified) or from inside its own package."""
     if config.backend not in _DIARIZERS:
         _discover()
     factory = _DIARIZERS.get(config.backend)
     if factory is None:
         raise ModelError(f"Unknown diarization backend {config.backend!r}; available: {sorted(_DIARIZERS)}")
     log.info("loading diarizer %s (%s)", config.backend, config.device)
-    return factory(config)
+    return factory(config, models_dir)

@@ -155,7 +155,7 @@ class ResemblyzerDiarizer:
 
     name = "resemblyzer"
 
-    def __init__(self, config: DiarizationConfig) -> None:
+    def __init__(self, config: DiarizationConfig, models_dir: Path | None = None) -> None:  # weights in its package
         import torch
 
         VoiceEncoder = _import_resemblyzer().VoiceEncoder  # noqa: N806 - the library's class
@@ -190,6 +190,11 @@ class ResemblyzerDiarizer:
                     batch = self._torch.from_numpy(windows[i:i + BATCH]).to(self._device)
                     out.append(self._encoder(batch).cpu().numpy())
         return starts * MEL_HOP, np.concatenate(out)
+
+    def raw_embedding_call(self, audio: np.ndarray):
+        """The raw library call our path builds on, for bench/diarization.py: resemblyzer's own
+        `embed_utterance` at the same window rate (embeddings only: no VAD, no clustering)."""
+        return lambda: self._encoder.embed_utterance(audio, return_partials=True, rate=self.config.windows_per_second)
 
     def diarize(self, audio: np.ndarray, options: DiarizeOptions) -> Diarization:
         audio = np.asarray(audio, dtype=np.float32)

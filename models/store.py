@@ -66,8 +66,8 @@ class ModelFile:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    kind: str  # "whisper-ct2" | "gguf"
-    path: str  # relative to the store: a directory (whisper-ct2) or a file (gguf)
+    kind: str  # "whisper-ct2" | "gguf" | "diarization"
+    path: str  # relative to the store: a directory (whisper-ct2, diarization) or a file (gguf)
     description: str
     packages: tuple[tuple[str, str], ...]  # (name, version) pins
     files: tuple[ModelFile, ...]
@@ -85,7 +85,7 @@ class ModelStatus:
     message: str
 
 
-_KINDS = {"whisper-ct2", "gguf"}
+_KINDS = {"whisper-ct2", "gguf", "diarization"}
 _REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 

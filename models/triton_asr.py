@@ -169,7 +169,8 @@ class TritonTranscriber:
         """One piece through the samtalsstod protocol: what in-process faster-whisper would return for it."""
         settings = {"language": options.language or None, "beam_size": options.beam_size,
                     "vad_filter": options.vad_filter, "word_timestamps": options.word_timestamps,
-                    "initial_prompt": options.initial_prompt}
+                    "initial_prompt": options.initial_prompt,
+                    "condition_on_previous_text": options.condition_on_previous_text}
         doc = self._infer_json(audio, settings)
         segments = [Segment(start=float(s), end=float(e), text=text.strip(),
                             words=tuple(Word(float(ws), float(we), w, None if p is None else float(p))

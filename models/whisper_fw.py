@@ -98,6 +98,7 @@ class FasterWhisperTranscriber:
             vad_filter=options.vad_filter,
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt,
+            condition_on_previous_text=options.condition_on_previous_text,
             **extra,
         )
         return TranscriptInfo(language=info.language, duration=float(info.duration)), _convert(segments)

@@ -227,7 +227,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     asr = cfg.asr.model_copy(update={"backend": args.backend}) if args.backend else cfg.asr
     transcriber = per_line_languages(load_transcriber(asr, cfg.paths.models))
     options = options_for(cfg.asr, language=args.language, interpreter_language=args.interpreter)
-    diarizer = load_diarizer_for(cfg.diarization)
+    diarizer = load_diarizer_for(cfg.diarization, cfg.paths.models)
     with path.open("rb") as f:
         transcript = transcribe_audio(transcriber, f, options, diarizer=diarizer,
                                       diarize_options=diarize_options_for(cfg.diarization, args.speakers))

@@ -159,6 +159,23 @@ def _capture_devices(cfg: Config) -> Check:
     return Check("desk microphones", True, ", ".join(d.name for d in found))
 
 
+def _diarization(cfg: Config) -> Check:
+    """The diarizer's weights are installed and match their pinned SHA-256 (the asr unit otherwise delivers
+    transcripts without speakers)."""
+    if not cfg.diarization.enabled:
+        return Check("diarization", True, "off ([diarization] enabled = false)")
+    if cfg.diarization.backend != "campplus":
+        return Check("diarization", True, f"backend {cfg.diarization.backend}")
+    from models.diarize_campplus import weight_files
+
+    try:
+        weight_files(cfg.paths.models)
+    except ApplianceError as exc:
+        return Check("diarization", False, str(exc),
+                     "appliance models install-embedded (dev) or install the offline model bundle (a box)")
+    return Check("diarization", True, "campplus weights installed and verified")
+
+
 def check_llm(cfg: Config) -> Check:
     """The language model server answers at llm.base_url (a warning: the unit may simply not be started yet)."""
     from appliance.assistant.llm_client import LlmClient, LlmError
@@ -222,7 +239,7 @@ def _asr_backend(cfg: Config) -> list[Check]:
 def run_checks(cfg: Config) -> list[Check]:
     steps: list[Callable[[Config], Check | list[Check]]] = [_state_dir, _keys_and_db, _models, _disk, _tls,
                                                             _clock, _purge, check_log_review,
-                                                            _capture_devices, check_llm, _asr_backend]
+                                                            _capture_devices, _diarization, check_llm, _asr_backend]
     checks: list[Check] = []
     for step in steps:
         result = step(cfg)

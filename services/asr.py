@@ -99,7 +99,7 @@ class AsrWorker(JobWorker):
         super().__init__(app, worker, [Transcribe(app.cfg, transcriber, diarizer)],
                          poll_seconds=app.cfg.asr.poll_seconds, steps=[self.run_live_once, self.run_diarize_once])
         self.transcriber, self.diarizer = transcriber, diarizer  # diarizer None: transcripts without speakers
-        self.live = LiveTranscriber(app, transcriber, worker)
+        self.live = LiveTranscriber(app, transcriber, worker, diarizer)
 
     def run_live_once(self) -> bool:
         """One step of a live transcript (services/live_asr.py); a failure is logged, never fatal."""
@@ -137,7 +137,7 @@ def main(config_path: str | None = None) -> int:
     except ApplianceError as exc:
         log.error("asr cannot start: %s", exc)
         return 2
-    worker = AsrWorker(app, transcriber, diarizer=load_diarizer_for(cfg.diarization))
+    worker = AsrWorker(app, transcriber, diarizer=load_diarizer_for(cfg.diarization, cfg.paths.models))
     stop_on_signals(worker.stopping, "stopping after the current segment")
     worker.run_forever()
     return 0

@@ -31,10 +31,11 @@ import numpy as np
 from appliance.errors import NotFound
 from appliance.platform.context import Appliance
 from appliance.platform.db import transaction
-from appliance.ports import SAMPLE_RATE, Segment, Transcriber, Word
+from appliance.ports import SAMPLE_RATE, Diarizer, Segment, Transcriber, Word
 from appliance.recordings import live, recordings
 from appliance.transcripts import store
 from models.vad import speech_regions
+from services import live_speakers
 from services.transcription import options_for
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,9 @@ def find_cut(audio: np.ndarray, *, final: bool, min_silence_ms: int, window: int
 class LiveTranscriber:
     """One step at a time, called from the asr worker's loop (services/asr.py)."""
 
-    def __init__(self, app: Appliance, transcriber: Transcriber, worker: str) -> None:
+    def __init__(self, app: Appliance, transcriber: Transcriber, worker: str, diarizer: Diarizer | None = None) -> None:
         self.app, self.transcriber, self.worker = app, transcriber, worker
+        self.diarizer = diarizer  # None: no provisional speakers (diarization off)
         self._seen: dict[str, int] = {}  # recording -> audio length at the last look that found nothing to do
 
     def run_once(self) -> bool:
@@ -127,6 +129,12 @@ class LiveTranscriber:
         context = min(lead, max(0, CONTEXT_S * SAMPLE_RATE - cut))
         segments = self._transcribe(audio[lead - context:lead + cut], context, options,
                                     offset=(start - context) / SAMPLE_RATE) if cut > 0 else []
+        # Provisional speakers while the recording goes on; once it is stopped the whole recording is diarized right
+        # after its tail (which settles them), so the tail's steps skip this and the final transcript comes sooner.
+        if segments and self.diarizer is not None and not final:
+            segments = live_speakers.provisional(self.app, self.diarizer, rec_id, audio[lead - context:lead + cut],
+                                                 (start - context) / SAMPLE_RATE, segments,
+                                                 found.speakers_hint if found else None)
         end = start + cut
         done = final and end >= available
         with closing(self.app.connect()) as conn, transaction(conn):

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
 from typing import BinaryIO
 
 from appliance.config import AsrConfig, DiarizationConfig
@@ -51,6 +52,7 @@ def options_for(asr: AsrConfig, *, language: str | None = None, conn: Connection
     language = language or asr.language
     return TranscribeOptions(language=language, beam_size=asr.beam_size, vad_filter=asr.vad_filter,
                              initial_prompt=lexicon.prompt_for(asr.initial_prompt, conn),
+                             condition_on_previous_text=asr.condition_on_previous_text,
                              languages=(language, interpreter_language) if interpreter_language else ())
 
 
@@ -67,14 +69,14 @@ class UnavailableDiarizer:
         raise ModelError(f"the diarizer could not be loaded: {self.reason}")
 
 
-def load_diarizer_for(cfg: DiarizationConfig) -> Diarizer | None:
+def load_diarizer_for(cfg: DiarizationConfig, models_dir: Path) -> Diarizer | None:
     """The configured diarizer, loaded once per process; None when diarization is off."""
     from models import load_diarizer
 
     if not cfg.enabled:
         return None
     try:
-        return load_diarizer(cfg)
+        return load_diarizer(cfg, models_dir)
     except Exception as exc:  # a missing package or bad weights must not stop transcription
         log.error("diarizer %s unavailable (%s): transcripts are delivered without speakers", cfg.backend, exc)
         return UnavailableDiarizer(str(exc))
@@ -126,8 +128,14 @@ def transcribe_audio(transcriber: Transcriber, data: bytes | BinaryIO, options: 
         transcript.diarization = "failed" if diarization is None else "done"
     if diarization is not None:
         labels = speakers.assign(transcript.segments, diarization.turns)
-        transcript.segments = [replace(s, speaker=n) for s, n in zip(transcript.segments, labels, strict=True)]
-        transcript.speakers = len({n for n in labels if n is not None})
+        # A line nowhere near speech the diarizer heard is Whisper writing into silence, noise or music (its VAD
+        # lets more through): dropped. Only when diarization worked; without it every line stays.
+        kept = [(s, n) for s, n in zip(transcript.segments, labels, strict=True)
+                if n is not None or not diarization.turns]
+        if len(kept) < len(labels):
+            log.info("dropped %d of %d lines without speech", len(labels) - len(kept), len(labels))
+        transcript.segments = [replace(s, speaker=n) for s, n in kept]
+        transcript.speakers = len({n for _s, n in kept if n is not None})
     # Figures only, never text: the transcript is personal data.
     log.info("transcribed %.1f s of audio (%s, %d segments, %d speakers): decode %.2f s, diarization %.2f s, "
              "model %.2f s (%.2fx real time)", info.duration, info.language, len(transcript.segments),

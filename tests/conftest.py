@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The shared two-speaker sample (pyannote, MIT) with its reference RTTM, copied from ../shared/data so the
 # tests do not depend on where the checkout lives.
 PYANNOTE_SAMPLE = ROOT / "tests" / "data" / "pyannote_sample"
+# Ten 30-second AMI meeting excerpts (CC BY 4.0; pyannote-audio's packaging MIT) with reference RTTM and UEM, as
+# lossless FLAC copies of ../shared/data/ami_debug_train (README.md there says where from).
+AMI_EXCERPTS = ROOT / "tests" / "data" / "ami_debug_train"
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +78,15 @@ def recognised(text: str, minimum: int = 3) -> list[str]:
     found = [w for w in KEY_WORDS if w in text.lower()]
     assert len(found) >= minimum, f"transcript recognised only {found}: {text!r}"
     return found
+
+
+@pytest.fixture(scope="session")
+def diarizer(model_store):
+    """The configured diarizer, loaded once per test session like the asr unit loads it once per process."""
+    from appliance.config import DiarizationConfig
+    from models import load_diarizer
+
+    return load_diarizer(DiarizationConfig(), model_store)
 
 
 @pytest.fixture(scope="session")

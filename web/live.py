@@ -151,7 +151,9 @@ def feed(rec_id: str):
         after = int(request.args.get("after", "-1"))
     except ValueError:
         after = -1
-    segments = [{"idx": s.idx, "start": round(s.start, 2), "end": round(s.end, 2), "text": s.text}
+    # Speakers while recording are provisional (the asr unit labels each stretch as it goes); settled at stop.
+    segments = [{"idx": s.idx, "start": round(s.start, 2), "end": round(s.end, 2), "text": s.text,
+                 "speaker": s.speaker, "speaker_name": s.speaker_name}
                 for s in recordings.transcript_segments(conn, rec_id) if s.idx > after]
     return jsonify(status=row["status"], state=session.state if session else None, progress=round(row["progress"], 3),
                    stop_reason=session.stop_reason if session else None,

@@ -2,7 +2,9 @@
 
 `save_transcript` writes a whole transcript (an upload's job result, replacing what a retried job wrote);
 `append_live_step` writes one step of a live transcript together with the session's new position, and marks
-the transcript final at the end (services/live_asr.py). Both run inside the caller's result transaction.
+the transcript final at the end (services/live_asr.py); its lines carry provisional speakers
+(services/live_speakers.py), settled by `store_speaker_labels` once the whole recording is diarized. Both run
+inside the caller's result transaction.
 Reading goes through `appliance.recordings.recordings.transcript_segments` (with edits and speakers applied).
 """
 
@@ -21,9 +23,9 @@ ACTOR = recordings.ASR_ACTOR
 
 def _insert(conn: Connection, rec_id: str, first: int, segments: Sequence[Segment]) -> None:
     for idx, seg in enumerate(segments, first):
-        cur = conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text, language) '
-                           "VALUES (?, ?, ?, ?, ?, ?)", (rec_id, idx, seg.start, seg.end, seg.text.strip(),
-                                                          seg.language))
+        cur = conn.execute('INSERT INTO segments (recording_id, idx, start, "end", text, speaker, language) '
+                           'VALUES (?, ?, ?, ?, ?, ?, ?)',
+                           (rec_id, idx, seg.start, seg.end, seg.text.strip(), seg.speaker, seg.language))
         conn.executemany(
             'INSERT INTO words (segment_id, idx, start, "end", word, probability) VALUES (?, ?, ?, ?, ?, ?)',
             [(cur.lastrowid, i, w.start, w.end, w.word, w.probability) for i, w in enumerate(seg.words)])
@@ -51,6 +53,16 @@ def segment_times(conn: Connection, rec_id: str) -> dict[int, Segment]:
     """The stored lines' times by idx, in order, without text (for diarizing a finished live transcript)."""
     return {r["idx"]: Segment(r["start"], r["end"], "") for r in conn.execute(
         'SELECT idx, start, "end" FROM segments WHERE recording_id = ? ORDER BY idx', (rec_id,))}
+
+
+def speakers_since(conn: Connection, rec_id: str, since: float) -> tuple[list[Segment], int]:
+    """The machine's speakers of the lines ending after `since` s (times only, no text) and the next speaker number
+    not yet used: what a live step needs to keep its provisional speakers' numbers (services/live_speakers.py)."""
+    lines = [Segment(r["start"], r["end"], "", speaker=r["speaker"]) for r in conn.execute(
+        'SELECT start, "end", speaker FROM segments WHERE recording_id = ? AND "end" > ? ORDER BY idx',
+        (rec_id, since))]
+    top = conn.execute("SELECT coalesce(max(speaker), 0) FROM segments WHERE recording_id = ?", (rec_id,)).fetchone()[0]
+    return lines, int(top) + 1
 
 
 def store_speaker_labels(conn: Connection, rec_id: str, labels: dict[int, int | None] | None) -> str:

@@ -32,7 +32,14 @@
         var m = shown[i++], li = item("live-mark live-mark-" + m.kind, m.at, list.getAttribute("data-msg-" + m.kind));
         li.setAttribute("data-mark", m.kind); out.appendChild(li);
       }
-      var seg = item("seg live-seg", s.start, s.text); seg.setAttribute("data-idx", s.idx); out.appendChild(seg);
+      var seg = item("seg live-seg", s.start, s.text); seg.setAttribute("data-idx", s.idx);
+      if (s.speaker) {  // provisional while recording: settled when the final transcript is shown
+        var who = document.createElement("span");
+        who.className = "seg-speaker speaker-" + (s.speaker % 8); who.setAttribute("data-speaker", s.speaker);
+        who.textContent = s.speaker_name;
+        seg.insertBefore(document.createTextNode(" "), seg.lastChild); seg.insertBefore(who, seg.lastChild.previousSibling);
+      }
+      out.appendChild(seg);
     });
     for (; i < shown.length; i++) {
       var mk = item("live-mark live-mark-" + shown[i].kind, shown[i].at, list.getAttribute("data-msg-" + shown[i].kind));

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-_SETTINGS = {"language", "beam_size", "vad_filter", "word_timestamps", "initial_prompt"}
+_SETTINGS = {"language", "beam_size", "vad_filter", "word_timestamps", "initial_prompt", "condition_on_previous_text"}
 
 
 class TritonPythonModel:
@@ -76,7 +76,8 @@ class TritonPythonModel:
                 audio.astype(np.float32, copy=False), language=language,
                 beam_size=int(settings.get("beam_size", 5)), vad_filter=bool(settings.get("vad_filter", True)),
                 word_timestamps=bool(settings.get("word_timestamps", True)),
-                initial_prompt=settings.get("initial_prompt"))
+                initial_prompt=settings.get("initial_prompt"),
+                condition_on_previous_text=bool(settings.get("condition_on_previous_text", False)))
             out = [[s.start, s.end, s.text, [[w.start, w.end, w.word, w.probability] for w in s.words or ()]]
                    for s in segments]
             return _result({"language": info.language, "duration": info.duration, "segments": out})
