@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import free_port, recognised
+from tests.llm_fixtures import SMALL_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -87,9 +88,11 @@ def _wait_http(port: int, timeout: float = 60) -> None:
 
 
 def llm_port_env() -> dict[str, str]:
-    """`appliance run` also starts the llm unit: give it a free port so parallel runs never collide."""
+    """`appliance run` also starts the llm unit: give it a free port so parallel runs never collide, and the small
+    model (these tests do not judge drafts; tests/test_e2e_assistant.py uses the default instruct model)."""
     llm_port = free_port()
-    return {"APPLIANCE_LLM__PORT": str(llm_port), "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
+    return {"APPLIANCE_LLM__PORT": str(llm_port), "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
+            **SMALL_MODEL}
 
 
 @pytest.fixture

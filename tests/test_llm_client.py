@@ -14,7 +14,7 @@ import pytest
 from appliance.assistant.llm_client import LlmClient, LlmUnavailable
 from appliance.config import load_config
 from tests.conftest import ROOT
-from tests.llm_fixtures import llm_env
+from tests.llm_fixtures import SMALL_MODEL, llm_env
 
 HI = [{"role": "user", "content": "Berätta kort om Stockholm."}]
 
@@ -70,7 +70,7 @@ def test_unix_socket(model_store, tmp_path):
     sock = tmp_path / "run" / "llm.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
     env.update({"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-                "APPLIANCE_LLM__SOCKET": str(sock), "APPLIANCE_LLM__N_CTX": "1024"})
+                "APPLIANCE_LLM__SOCKET": str(sock), "APPLIANCE_LLM__N_CTX": "1024", **SMALL_MODEL})
     log = tmp_path / "llm.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "services.llm"], cwd=ROOT, env=env, stdout=out,
