@@ -1,7 +1,8 @@
 """The assistant on a recording's page: chat (questions, rewrites, suggested questions) and the topic table of
 contents.
 
-`POST /recordings/<rec_id>/chat` asks a question (or rewrites an earlier answer). With `Accept:
+`POST /recordings/<rec_id>/chat/warm` (sent by static/chat.js when the question field first gets focus) has the model
+server read the transcript ahead of the first question. `POST /recordings/<rec_id>/chat` asks a question (or rewrites an earlier answer). With `Accept:
 text/event-stream` (static/chat.js) the answer streams as server-sent events (web/sse.py): `text` pieces of
 the statement being written, each `statement` with its citations and grounding check when complete, then
 `done` or `error` (the message to show; the page offers a retry). A plain form post waits for the whole
@@ -100,6 +101,14 @@ def ask(rec_id: str):
             c.close()
 
     return Response(sse.run(work, finish), mimetype="text/event-stream", headers=sse.HEADERS)
+
+
+@bp.post("/recordings/<rec_id>/chat/warm")
+@login_required
+def warm(rec_id: str):
+    """The question field got focus: the model server reads the transcript now, so the first answer starts in
+    seconds (static/chat.js sends this once per page; the answer is only whether it worked)."""
+    return jsonify(warmed=chat.warm(db(), _client(), g.user, rec_id))  # NotFound → 404
 
 
 @bp.post("/recordings/<rec_id>/chat/suggest")
