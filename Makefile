@@ -33,7 +33,7 @@ LLAMA_WHEEL := $(WHEELS)/.llama-$(LLAMA_VERSION)-portable
 help:
 	@echo "make run   - install what is needed and start the appliance on https://127.0.0.1:8443"
 	@echo "make test  - install test dependencies and run lint, layer check and the whole test suite"
-	@echo "make bench - ASR overhead, memory and purge-time benchmarks (bench/)"
+	@echo "make bench - ASR overhead, memory, purge time, assistant quality and latency benchmarks (bench/)"
 
 $(PY):
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv)
@@ -99,6 +99,8 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK)
 	$(PY) bench/diarization.py
 	$(PY) bench/llm_overhead.py
 	$(PY) bench/recorder_overhead.py
+	$(PY) bench/assistant_quality.py
+	$(PY) bench/assistant_latency.py
 
 clean-state:
 	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."

@@ -264,6 +264,10 @@ class AssistantConfig(_Strict):
                                             title="Most statements kept per heading from one model request; a "
                                                   "heading with more after merging chunks is condensed")
     max_statements: int = Field(20, ge=1, le=100, title="Most statements the model may write in one request")
+    drafting: Literal["guided", "model"] = Field(
+        "guided", title="guided: lines are sorted under the template's headings by their words and the model writes "
+                        "one statement per line (what the embedded 1.5B model can do); model: the model sorts and "
+                        "writes on its own (a 7-12B instruct model); templates without word lists always use model")
     statement_max_chars: int = Field(240, ge=40, le=2000, title="Longest statement the model may write (characters)")
     reduce_fan_in: int = Field(4, ge=2, le=32, title="Partial summaries merged per reduce request")
     lease_seconds: int = Field(120, ge=2, title="Job lease; a dead worker's summary is retried after this")

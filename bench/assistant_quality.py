@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import statistics
@@ -447,10 +448,14 @@ def start_llm_unit(env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def bench_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The appliance's config for the bench's llm unit; [llm] and [assistant] overrides in this process's environment
+    (e.g. APPLIANCE_LLM__N_THREADS=1) are passed on."""
     port = free_port()
-    return {"APPLIANCE_PATHS__STATE_DIR": str(tmp / "state"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store()),
-            "APPLIANCE_LLM__PORT": str(port), "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1",
-            "APPLIANCE_LLM__READ_TIMEOUT_SECONDS": "600", **(extra or {})}
+    passed = {k: v for k, v in os.environ.items() if k.startswith(("APPLIANCE_LLM__", "APPLIANCE_ASSISTANT__"))}
+    return {**passed, "APPLIANCE_PATHS__STATE_DIR": str(tmp / "state"),
+            "APPLIANCE_PATHS__MODELS_DIR": str(model_store()), "APPLIANCE_LLM__PORT": str(port),
+            "APPLIANCE_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1", "APPLIANCE_LLM__READ_TIMEOUT_SECONDS": "600",
+            **(extra or {})}
 
 
 def load_average() -> str:
@@ -468,6 +473,7 @@ def main() -> int:
     ap.add_argument("--out", help="write every draft and answer to this JSON file")
     ap.add_argument("--rescore", help="score a file written by --out (no model)")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the client's "unreachable" while the llm unit starts is expected
     if args.rescore:
         run = json.loads(Path(args.rescore).read_text(encoding="utf-8"))
         print(f"{args.rescore}: {run.get('model')}, {run.get('load', '')}")
