@@ -223,7 +223,7 @@ class LlmConfig(_Strict):
     n_gpu_layers: int = Field(0, ge=-1, title="Layers offloaded to the GPU (0 = CPU only, -1 = all)")
     n_threads: int = Field(0, ge=0, title="CPU threads (0 = library default)")
     prompt_cache_mb: int = Field(
-        1024, ge=0, le=65_536,
+        512, ge=0, le=65_536,
         title="RAM (MiB) for the llm unit's cache of evaluated prompts (a recording's transcript is read once, not "
               "for every question); never written to disk; 0 turns it off")
     prompt_cache_minutes: float = Field(
@@ -263,7 +263,9 @@ class AssistantConfig(_Strict):
     max_statements_per_heading: int = Field(4, ge=1, le=20,
                                             title="Most statements kept per heading from one model request; a "
                                                   "heading with more after merging chunks is condensed")
-    max_statements: int = Field(20, ge=1, le=100, title="Most statements the model may write in one request")
+    max_statements: int = Field(24, ge=1, le=100,
+                                title="Most statements in one model request (model drafting) or in a whole draft "
+                                      "(guided drafting)")
     drafting: Literal["guided", "model"] = Field(
         "guided", title="guided: lines are sorted under the template's headings by their words and the model writes "
                         "one statement per line (what the embedded 1.5B model can do); model: the model sorts and "

@@ -482,9 +482,9 @@ def main() -> int:
     convs = load_conversations([c for c in args.only.split(",") if c])
     wanted = [t for t in args.templates.split(",") if t]
     with tempfile.TemporaryDirectory(prefix="assistant-bench-") as tmp:
-        env = bench_env(Path(tmp)) if not args.url else {"APPLIANCE_PATHS__STATE_DIR": str(Path(tmp) / "state"),
-                                                         "APPLIANCE_LLM__BASE_URL": args.url,
-                                                         "APPLIANCE_LLM__READ_TIMEOUT_SECONDS": "600"}
+        env = bench_env(Path(tmp))
+        if args.url:
+            env["APPLIANCE_LLM__BASE_URL"] = args.url
         cfg = load_config(environ=env)
         proc = None if args.url else start_llm_unit(env, Path(tmp) / "llm.log")
         client = LlmClient(cfg.llm)

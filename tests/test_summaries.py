@@ -212,6 +212,8 @@ def test_guided_drafting_sorts_lines_by_their_words():
     journal = {u.number: u.heading for u in sorting.units(_talk(), templates.BUILTIN["journal"], 4)}
     assert journal[7] == "Planering och uppföljning"
     assert len(sorting.units(_talk() * 3, bbic, 1)) <= len(bbic.headings)  # at most one per heading here
+    two = sorting.units(_talk(), bbic, 4, total=2)  # a long meeting: each heading's best first
+    assert len(two) == 2 and len({u.heading for u in two}) == 2
 
 
 def test_guided_draft_keeps_only_sentences_its_lines_support(llm_server):

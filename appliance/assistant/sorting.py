@@ -11,7 +11,8 @@ done here, in the open, and the model only does what it can: say in one journal 
 * Sorting: a unit goes under the heading whose vocabulary (`Template.words`: the heading's own words plus the
   built-in templates' word lists, compared by stem) it shares most words with, the answer's words counting double
   the question's; a unit that shares none goes nowhere. At most `assistant.max_statements_per_heading` units per
-  heading (the best scoring, then in transcript order), so a long meeting stays a draft, not a transcript.
+  heading and `assistant.max_statements` in all (each heading's best first), so a long meeting stays a draft, not a
+  transcript, and is written in the time a short one takes.
 * Writing: the model rewrites the chosen units as short third-person statements (the advice template: addressed
   to the client as "du"), a few per request, as JSON whose keys are the units' line numbers (the grammar makes it
   write one statement per unit, in order, and nothing else). A sentence the grounding checker does not find in its
@@ -74,8 +75,10 @@ def _is_question(text: str) -> bool:
     return text.rstrip().endswith("?")
 
 
-def units(segments: Sequence[NumberedSegment], template: Template, per_heading: int) -> list[Unit]:
-    """The lines worth a statement, each under its heading, in transcript order."""
+def units(segments: Sequence[NumberedSegment], template: Template, per_heading: int,
+          total: int = 1 << 30) -> list[Unit]:
+    """The lines worth a statement, each under its heading, in transcript order: at most `per_heading` under a
+    heading and `total` in all (each heading's best first, so a long meeting's draft covers every heading it can)."""
     vocab = _vocabulary(template)
     found: list[Unit] = []
     previous: NumberedSegment | None = None
@@ -99,11 +102,11 @@ def units(segments: Sequence[NumberedSegment], template: Template, per_heading: 
         if len(cites) > 1:  # a short answer means little without its question
             quote = f"{question.speaker + ': ' if question.speaker else ''}{question.text} {quote}"
         found.append(Unit(s.number, cites, f"{asked_text}{who}{s.text}", heading, scores[heading], quote))
-    kept: list[Unit] = []
+    ranked: list[tuple[int, float, int, Unit]] = []
     for h in template.headings:
-        under = [u for u in found if u.heading == h]
-        best = sorted(under, key=lambda u: (-u.score, u.number))[:per_heading]
-        kept += best
+        under = sorted((u for u in found if u.heading == h), key=lambda u: (-u.score, u.number))[:per_heading]
+        ranked += [(rank, -u.score, u.number, u) for rank, u in enumerate(under)]
+    kept = [u for *_, u in sorted(ranked, key=lambda r: r[:3])[:total]]
     return sorted(kept, key=lambda u: u.number)
 
 

@@ -124,12 +124,13 @@ def heading_names(headings: Sequence[str]) -> dict[str, str]:
 
 
 def _statement_schema(headings: Sequence[str], numbers: Sequence[int], cfg: AssistantConfig, key: str) -> dict:
-    # Line numbers first: the model walks the transcript, picks the line, then the heading, then says what the line
-    # says (a small model is good at that, and the citation is what it just read, not a guess afterwards).
-    props: dict = {key: {"type": "array", "items": {"enum": list(numbers)}, "minItems": 1, "maxItems": _MAX_CITES}}
+    # Heading, statement, then its lines. (Lines first made the 1.5B model start at line 1 and copy the transcript
+    # in order; bench/assistant_quality.py.)
+    props: dict = {}
     if len(headings) > 1:  # one heading (the advice list): nothing to choose, nothing to write
         props[HEADING] = {"enum": list(heading_names(headings))}
     props["text"] = {"type": "string", "minLength": 3, "maxLength": cfg.statement_max_chars}
+    props[key] = {"type": "array", "items": {"enum": list(numbers)}, "minItems": 1, "maxItems": _MAX_CITES}
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
@@ -176,13 +177,13 @@ def _headings_text(t: Template, headings: Sequence[str]) -> str:
 
 def _task(t: Template, headings: Sequence[str]) -> str:
     if len(headings) == 1:
-        what = (f"Gå igenom transkriptet rad för rad. För varje rad som hör till rubriken \"{headings[0]}\": ange "
-                "radens nummer och skriv en kort mening om det som sägs där.")
+        what = (f"Skriv påståenden under rubriken \"{headings[0]}\": ett för varje sak i samtalet som hör dit, "
+                "en kort mening med numren på raderna där det sägs.")
     else:
-        what = ("Gå igenom transkriptet rad för rad. För varje rad där det sägs något som hör till en av rubrikerna "
-                "nedan: ange radens nummer, rubriken och en kort mening om det som sägs där. Hoppa över rader som "
-                "inte säger något nytt, till exempel hälsningar och frågor. Rubriker som samtalet inte tar upp "
-                "hoppar du över.\n\nRubriker (med exempel på vad som hör dit):\n" + _headings_text(t, headings))
+        what = ("Skriv ett påstående för varje sakuppgift i samtalet som hör till någon av rubrikerna nedan: en kort "
+                "mening om vad som sades, rubriken den hör till och numren på raderna där det sägs. Hälsningar och "
+                "frågor är inga uppgifter. Rubriker som samtalet inte tar upp hoppar du över.\n\n"
+                "Rubriker (med exempel på vad som hör dit):\n" + _headings_text(t, headings))
     instructions = f" {t.instructions}" if t.instructions else ""
     return f"{t.name}.{instructions}\n\n{what}\n\nSkriv bara det som faktiskt sägs."
 
@@ -411,7 +412,7 @@ def _guided(client: ChatModel, segments: Sequence[NumberedSegment], template: Te
     """Guided drafting (appliance/assistant/sorting.py): lines sorted under the headings by their words, one
     statement per line written by the model, then checked like any other."""
     counting = _Counting(client)
-    chosen = sorting.units(segments, template, cfg.max_statements_per_heading)
+    chosen = sorting.units(segments, template, cfg.max_statements_per_heading, cfg.max_statements)
 
     def batch_done(done: int, total: int) -> None:
         if on_progress is not None:
