@@ -490,16 +490,23 @@ def main() -> int:
         client = LlmClient(cfg.llm)
         run: dict = {"model": cfg.llm.model, "drafts": [], "chats": [], "started": time.time()}
         loads = [os.getloadavg()[0]]
+
+        def save() -> None:  # after every item: a long run that is stopped keeps what it measured
+            if args.out:
+                Path(args.out).write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
+
         try:
             for conv in convs:
                 # chat first: the questions share the transcript prefix the drafts then reuse
                 if not args.skip_chat:
                     run["chats"].append(run_chat(client, cfg, conv))
                     loads.append(os.getloadavg()[0])
+                    save()
                 for key in [t for t in conv["templates"] if t in wanted and not args.skip_drafts]:
                     d = run_draft(client, cfg, conv, BUILTIN[key])
                     run["drafts"].append(d)
                     loads.append(os.getloadavg()[0])
+                    save()
                     print(f"  {conv['id']:<22} {key:<8} {d['seconds']:6.1f} s "
                           f"{'ERROR ' + d['error'] if d['error'] else ''}", file=sys.stderr, flush=True)
         finally:
@@ -508,8 +515,7 @@ def main() -> int:
                 proc.wait(timeout=30)
         run["load"] = (f"1-min load average during the run: median {statistics.median(loads):.2f}, max "
                        f"{max(loads):.2f} on {os.cpu_count()} CPUs")
-    if args.out:
-        Path(args.out).write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
+        save()
     print(f"\nassistant quality: {cfg.llm.model}, {len(convs)} conversations; {run['load']}")
     print(table(score_run(run)))
     return 0

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from appliance.assistant import chat, topics
+from appliance.assistant import chat, prompts, topics
 from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.statement_stream import StatementStream, StreamedStatement, parse_statements
 from appliance.assistant.transcript import numbered_segments
@@ -141,7 +141,8 @@ def test_answer_streams_with_citations_and_is_stored_with_the_recording(ctx, db,
 
     stored = chat.history_for(db, rec)
     assert len(stored) == 1 and stored[0].state == "done" and stored[0].prompt == "Hur sover Elsa?"
-    assert [s.text for s in stored[0].statements] == [s.text for s in statements]
+    # shown as stored, with the recording's placeholders put back ("[PERSON 1]" → the name) for the caseworker
+    assert [s.text for s in stored[0].statements] == [chat.for_display(db, rec, s).text for s in statements]
     assert [s.status for s in stored[0].statements] == [s.status for s in statements]
     entry = [e for e in audit.entries(ctx) if e["action"] == "chat.question"][-1]
     assert entry["target"] == f"recording:{rec}" and entry["data"]["revealed"] is False
@@ -175,10 +176,12 @@ def test_questions_share_the_transcript_prefix_the_page_warms(ctx, db, users, re
     me, bo = get_user(db, users["anna"]), get_user(db, users["bo"])
     segs = numbered_segments(db, rec)
     warm = chat.warm_messages(segs, ctx.cfg.llm.n_ctx)
-    for messages in (chat.question_messages(segs, "Hur sover Elsa?", ctx.cfg.llm.n_ctx)[0],
-                     chat.rewrite_messages(segs, [("Elsa sover dåligt.", (2,))], "Kortare.", ctx.cfg.llm.n_ctx)[0],
-                     chat.suggest_messages(segs, ctx.cfg.llm.n_ctx)):
-        assert messages[0] == warm[0] and messages[1]["content"].startswith(warm[1]["content"])
+    question = chat.question_messages(segs, "Hur sover Elsa?", ctx.cfg.llm.n_ctx)[0]
+    assert question[0] == warm[0] and question[1]["content"] == warm[1]["content"] + " Hur sover Elsa?"
+    transcript = prompts.prefix_messages(segs)  # what rewrites and suggestions share with questions
+    for messages in (warm, chat.rewrite_messages(segs, [("Elsa sover dåligt.", (2,))], "Kortare.",
+                                                 ctx.cfg.llm.n_ctx)[0], chat.suggest_messages(segs, ctx.cfg.llm.n_ctx)):
+        assert messages[0] == transcript[0] and messages[1]["content"].startswith(transcript[1]["content"])
     long = _numbered([f"Rad nummer {i} handlar om väder och vind." for i in range(400)])
     assert chat.warm_messages(long, 4096) is None  # does not fit whole: each question shows other lines
     assert chat.warm(db, llm, me, rec) is True

