@@ -46,7 +46,7 @@ help:
 	@echo "make test  - install test dependencies and run lint, layer check and the whole test suite"
 	@echo "make deb   - build samtalsstod_<version>_amd64.deb (offline wheelhouse inside) into dist/"
 	@echo "make test-box - the box under a real systemd (nspawn): install the .deb, provision, check (tests/test_box.py)"
-	@echo "make bench - ASR overhead, memory, purge-time, diarization (AMI) and backend benchmarks (bench/)"
+	@echo "make bench - ASR overhead, memory, purge-time, diarization (AMI), backend, assistant quality and latency benchmarks (bench/)"
 
 $(PY):
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv)
@@ -134,6 +134,8 @@ bench: $(STAMP_DEV) $(STAMP_APT) $(MODELS_OK) $(STAMP_TRITON)
 	$(PY) bench/llm_overhead.py
 	$(PY) bench/recorder_overhead.py
 	$(PY) bench/asr_backends.py
+	$(PY) bench/assistant_quality.py
+	$(PY) bench/assistant_latency.py
 
 clean-state:
 	@echo "This deletes $(STATE_DIR)/ (database, keys, recordings) but keeps the model store."

@@ -366,20 +366,30 @@ class LlmConfig(_Strict):
         "http://127.0.0.1:8091/v1", max_length=300,
         title="OpenAI chat-completions endpoint the web and workers use: http(s)://HOST:PORT/v1, or "
               "unix:/PATH/llm.sock for the llm unit's Unix socket")
-    model: str = Field("gemma-3-270m-q4_k_m", min_length=1, max_length=200,
+    model: str = Field("qwen2.5-coder-1.5b-instruct-q4_k_m", min_length=1, max_length=200,
                        title="Model: its name in the model store (served by the llm unit) and the model name "
-                             "sent in requests")
+                             "sent in requests. The embedded default is a small instruction-tuned model; a real box "
+                             "installs a larger Swedish-capable instruct GGUF or points base_url at another server")
     serve: bool = Field(True, title="Run the llm unit on this box (false when base_url points at another server)")
     chat_format: str = Field(
-        "gemma", pattern=r"^[a-z0-9_.\-]{0,40}$",
-        title="llama.cpp chat format of the served model; empty: the template inside the GGUF file (instruct "
-              "models carry one; the embedded Gemma 270M base model has none, hence gemma)")
+        "", pattern=r"^[a-z0-9_.\-]{0,40}$",
+        title="llama.cpp chat format of the served model; empty (default): the chat template inside the GGUF file, "
+              "which instruct models carry (the embedded Gemma 270M base model has none: set gemma for it)")
     host: str = Field("127.0.0.1", title="The llm unit's listen address (loopback only)")
     port: int = Field(8091, ge=1, le=65535, title="The llm unit's TCP port on loopback")
     socket: Path | None = Field(None, title="Listen on this Unix socket instead of host/port")
-    n_ctx: int = Field(4096, ge=512, le=262_144, title="Context size in tokens")
+    n_ctx: int = Field(8192, ge=512, le=262_144,
+                       title="Context size in tokens (a 5-minute conversation fits whole, so chat questions about one "
+                             "recording share its transcript as a cached prompt prefix)")
     n_gpu_layers: int = Field(0, ge=-1, title="Layers offloaded to the GPU (0 = CPU only, -1 = all)")
     n_threads: int = Field(0, ge=0, title="CPU threads (0 = library default)")
+    prompt_cache_mb: int = Field(
+        512, ge=0, le=65_536,
+        title="RAM (MiB) for the llm unit's cache of evaluated prompts (a recording's transcript is read once, not "
+              "for every question); never written to disk; 0 turns it off")
+    prompt_cache_minutes: float = Field(
+        60, gt=0, le=24 * 60, title="A cached prompt is dropped this long after its last use (transcript content "
+                                    "does not linger in the llm unit's memory)")
     connect_timeout_seconds: float = Field(5, gt=0, le=120, title="Give up connecting to the model server after this")
     read_timeout_seconds: float = Field(120, gt=0, le=3600,
                                         title="Give up when the model server sends nothing for this long")
@@ -411,7 +421,16 @@ class AssistantConfig(_Strict):
     chunk_chars: int = Field(6000, ge=500, le=1_000_000,
                              title="Transcript characters per model request; longer transcripts are summarised "
                                    "in chunks and merged (map-reduce)")
-    max_statements_per_heading: int = Field(3, ge=1, le=20, title="Most statements the model may write per heading")
+    max_statements_per_heading: int = Field(4, ge=1, le=20,
+                                            title="Most statements kept per heading from one model request; a "
+                                                  "heading with more after merging chunks is condensed")
+    max_statements: int = Field(24, ge=1, le=100,
+                                title="Most statements in one model request (model drafting) or in a whole draft "
+                                      "(guided drafting)")
+    drafting: Literal["guided", "model"] = Field(
+        "guided", title="guided: lines are sorted under the template's headings by their words and the model writes "
+                        "one statement per line (what the embedded 1.5B model can do); model: the model sorts and "
+                        "writes on its own (a 7-12B instruct model); templates without word lists always use model")
     statement_max_chars: int = Field(240, ge=40, le=2000, title="Longest statement the model may write (characters)")
     reduce_fan_in: int = Field(4, ge=2, le=32, title="Partial summaries merged per reduce request")
     lease_seconds: int = Field(120, ge=2, title="Job lease; a dead worker's summary is retried after this")

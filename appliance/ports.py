@@ -6,7 +6,7 @@ The core and the services talk to these, never to a library directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -221,8 +221,9 @@ class ChatModel(Protocol):
 
     def complete(self, messages: list[Message], *, response_format: dict | None = None,
                  max_tokens: int | None = None, temperature: float | None = None,
-                 stop: list[str] | None = None) -> Completion:
-        """The whole answer; `response_format` constrains it to a JSON schema where the server can."""
+                 stop: list[str] | None = None, on_piece: Callable[[str], None] | None = None) -> Completion:
+        """The whole answer; `response_format` constrains it to a JSON schema where the server can; `on_piece`
+        sees each piece of text as it arrives."""
         ...
 
     def models(self) -> list[str]:

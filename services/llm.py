@@ -4,6 +4,13 @@ It listens on loopback or a Unix socket only ([llm] host/port or socket); the we
 worker speak the OpenAI chat-completions protocol to it through appliance/llm_client.py, so IT can point
 `llm.base_url` at another on-prem server (vLLM, Triton's OpenAI frontend, llama.cpp's own server) and
 switch this unit off (`llm.serve = false`). The model is verified against the manifest before it is loaded.
+The chat template is the one inside the GGUF file unless `llm.chat_format` names another.
+
+Prompt cache: reading a transcript is the slow part on a CPU (tens of tokens per second), and every request
+about one recording starts with the same system message and transcript (appliance/assistant/prompts.py). The
+unit keeps the model's state after recent requests in RAM (`llm.prompt_cache_mb`, never on disk), so the next
+question on the same recording reads only its own words. A cached state holds transcript content, so it is
+dropped `llm.prompt_cache_minutes` after its last use by a timer, whatever else happens (`_AgedRamCache`).
 Run: `appliance llm` or `python -m services.llm`.
 """
 
@@ -11,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 from appliance.config import Config, LlmConfig, load_config
@@ -34,10 +43,65 @@ def model_settings(llm: LlmConfig, model_path: Path) -> dict:
     }
     if llm.chat_format:
         settings["chat_format"] = llm.chat_format
-    if llm.n_threads:
-        settings["n_threads"] = llm.n_threads
-        settings["n_threads_batch"] = llm.n_threads
+    # Generating a token is bound by memory bandwidth, reading a prompt by arithmetic: both get every core the
+    # unit may use (llama-cpp-python's default would generate on half of them).
+    threads = llm.n_threads or len(os.sched_getaffinity(0))
+    settings["n_threads"] = threads
+    settings["n_threads_batch"] = threads
     return settings
+
+
+def _aged_ram_cache(capacity_bytes: int, max_age_seconds: float):
+    """llama-cpp-python's RAM prompt cache, whose states are also dropped `max_age_seconds` after their last use
+    (a timer thread; the library's own cache only evicts when it is full)."""
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    class AgedRamCache(LlamaRAMCache):
+        def __init__(self) -> None:
+            super().__init__(capacity_bytes)
+            self._used: dict[tuple[int, ...], float] = {}
+            self._lock = threading.RLock()
+            threading.Thread(target=self._expire_forever, name="prompt-cache-expiry", daemon=True).start()
+
+        def __getitem__(self, key):
+            with self._lock:
+                value = super().__getitem__(key)
+                # the library moved the hit to the end; that key is now the most recently used
+                self._used[next(reversed(self.cache_state))] = time.monotonic()
+                return value
+
+        def __contains__(self, key) -> bool:
+            with self._lock:
+                return super().__contains__(key)
+
+        def __setitem__(self, key, value) -> None:
+            # The library saves its whole logits buffer with every state (n_batch rows of the vocabulary: 300 MB
+            # for a 150k-token vocabulary) without counting it. Restoring a state always evaluates the prompt's
+            # last token again, which writes fresh logits, so one row (broadcast on restore) is all it needs.
+            value.scores = value.scores[:1].copy()
+            with self._lock:
+                super().__setitem__(key, value)
+                self._used[tuple(key)] = time.monotonic()
+                self._used = {k: t for k, t in self._used.items() if k in self.cache_state}
+
+        def expire(self, now: float | None = None) -> int:
+            """Drop states unused for longer than the maximum age; returns how many."""
+            now = time.monotonic() if now is None else now
+            with self._lock:
+                old = [k for k in self.cache_state if now - self._used.get(k, 0.0) > max_age_seconds]
+                for k in old:
+                    del self.cache_state[k]
+                    self._used.pop(k, None)
+            if old:
+                log.info("prompt cache: %d state(s) expired", len(old))
+            return len(old)
+
+        def _expire_forever(self) -> None:
+            while True:
+                time.sleep(min(60.0, max_age_seconds / 4))
+                self.expire()
+
+    return AgedRamCache()
 
 
 def build_app(cfg: Config):
@@ -49,7 +113,19 @@ def build_app(cfg: Config):
     server = ServerSettings(host=cfg.llm.host, port=cfg.llm.port,
                             # A new request must not cut off another user's streaming answer: queue instead.
                             interrupt_requests=False)
-    return create_app(server_settings=server, model_settings=[ModelSettings(**model_settings(cfg.llm, model_path))])
+    app = create_app(server_settings=server, model_settings=[ModelSettings(**model_settings(cfg.llm, model_path))])
+    if cfg.llm.prompt_cache_mb:
+        install_prompt_cache(cfg.llm)
+    return app
+
+
+def install_prompt_cache(llm: LlmConfig):
+    """Give the served model the age-bounded RAM prompt cache (the server's own `cache` setting has no age)."""
+    from llama_cpp.server import app as server_app
+
+    cache = _aged_ram_cache(llm.prompt_cache_mb << 20, llm.prompt_cache_minutes * 60)
+    server_app._llama_proxy(llm.model).set_cache(cache)  # the one model create_app loaded
+    return cache
 
 
 def _prepare_socket(path: Path) -> None:
@@ -94,6 +170,11 @@ def main(config_path: str | None = None) -> int:
         # environment; the [llm] section is the only source, so drop such variables.
         for name in ("MODEL", "N_CTX", "N_GPU_LAYERS", "N_THREADS", "HOST", "PORT", "CONFIG_FILE"):
             os.environ.pop(name, None)
+        # llama.cpp's OpenMP threads spin while they wait for each other; when the box's other units (Whisper)
+        # want the same cores, spinning threads starve each other (generation fell from 2.2 to 0.3 tokens/s with
+        # 2 threads on 2 busy cores; bench/assistant_latency.py). Waiting threads sleep instead; set before the
+        # library loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         serve(cfg)
     except ApplianceError as exc:
         log.error("llm cannot start: %s", exc)

@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import free_port
+from tests.llm_fixtures import SMALL_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -118,7 +119,8 @@ def appliance_running(tmp_path: Path, model_store: Path, *, secret_words: tuple[
     port = free_port()
     full = {"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "var"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
             "APPLIANCE_WEB__PORT": str(port), "APPLIANCE_WEB__WORKERS": "1", "APPLIANCE_ASR__POLL_SECONDS": "0.2",
-            **env}
+            # the small model unless a test says otherwise (test_e2e_assistant.py judges the instruct model's text)
+            **SMALL_MODEL, **env}
     app = Appliance(full)
     try:
         password = app.dev_password()

@@ -96,6 +96,7 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("chat.ask", "POST"): [Case("POST", "/recordings/{rid}/chat", "viewer", "recording", 303,
                                 {"question": "Vad handlar samtalet om?"})],
     ("chat.suggest", "POST"): [Case("POST", "/recordings/{rid}/chat/suggest", "viewer", "recording", 303, {})],
+    ("chat.warm", "POST"): [Case("POST", "/recordings/{rid}/chat/warm", "viewer", "recording", 200, {})],
     ("chat.clear", "POST"): [Case("POST", "/recordings/{rid}/chat/clear", "editor", "recording", 303, {})],
     ("chat.make_topics", "POST"): [Case("POST", "/recordings/{rid}/topics", "viewer", "recording", 303, {})],
     # Summaries: the world's recording is not transcribed, so an allowed request is refused with a message and a

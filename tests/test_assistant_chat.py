@@ -15,9 +15,10 @@ import time
 
 import pytest
 
-from appliance.assistant import chat, topics
+from appliance.assistant import chat, prompts, topics
 from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.statement_stream import StatementStream, StreamedStatement, parse_statements
+from appliance.assistant.transcript import numbered_segments
 from appliance.config import load_config
 from appliance.errors import ApplianceError, NotFound
 from appliance.platform import audit, retention
@@ -140,7 +141,8 @@ def test_answer_streams_with_citations_and_is_stored_with_the_recording(ctx, db,
 
     stored = chat.history_for(db, rec)
     assert len(stored) == 1 and stored[0].state == "done" and stored[0].prompt == "Hur sover Elsa?"
-    assert [s.text for s in stored[0].statements] == [s.text for s in statements]
+    # shown as stored, with the recording's placeholders put back ("[PERSON 1]" → the name) for the caseworker
+    assert [s.text for s in stored[0].statements] == [chat.for_display(db, rec, s).text for s in statements]
     assert [s.status for s in stored[0].statements] == [s.status for s in statements]
     entry = [e for e in audit.entries(ctx) if e["action"] == "chat.question"][-1]
     assert entry["target"] == f"recording:{rec}" and entry["data"]["revealed"] is False
@@ -166,6 +168,31 @@ def test_suggested_questions_are_generated_and_replaced(db, users, rec, llm):
     assert chat.suggestions_for(db, rec) == qs
     again = chat.suggest_questions(db, llm, anna, rec)
     assert chat.suggestions_for(db, rec) == again
+
+
+def test_questions_share_the_transcript_prefix_the_page_warms(ctx, db, users, rec, llm, anna, dead_llm_url, tmp_path):
+    """The warm-up sends exactly the beginning every question, rewrite and suggestion request starts with, so the
+    model server's prompt cache turns the first question into a read of its own words only."""
+    me, bo = get_user(db, users["anna"]), get_user(db, users["bo"])
+    segs = numbered_segments(db, rec)
+    warm = chat.warm_messages(segs, ctx.cfg.llm.n_ctx)
+    question = chat.question_messages(segs, "Hur sover Elsa?", ctx.cfg.llm.n_ctx)[0]
+    assert question[0] == warm[0] and question[1]["content"] == warm[1]["content"] + " Hur sover Elsa?"
+    transcript = prompts.prefix_messages(segs)  # what rewrites and suggestions share with questions
+    for messages in (warm, chat.rewrite_messages(segs, [("Elsa sover dåligt.", (2,))], "Kortare.",
+                                                 ctx.cfg.llm.n_ctx)[0], chat.suggest_messages(segs, ctx.cfg.llm.n_ctx)):
+        assert messages[0] == transcript[0] and messages[1]["content"].startswith(transcript[1]["content"])
+    long = _numbered([f"Rad nummer {i} handlar om väder och vind." for i in range(400)])
+    assert chat.warm_messages(long, 4096) is None  # does not fit whole: each question shows other lines
+    assert chat.warm(db, llm, me, rec) is True
+    assert [e for e in audit.entries(ctx) if e["action"] == "recording.chat"][-1]["result"] == "ok"
+    assert chat.warm(db, _client_for(dead_llm_url, tmp_path), me, rec) is False  # the question just waits
+    with pytest.raises(NotFound):
+        chat.warm(db, llm, bo, rec)
+    page = anna.get(f"/recordings/{rec}").text
+    assert f'data-warm="/recordings/{rec}/chat/warm"' in page
+    r = anna.post(f"/recordings/{rec}/chat/warm", data={"csrf_token": csrf_from(page)})
+    assert r.status_code == 200 and r.json == {"warmed": True}
 
 
 def test_bad_input_gets_a_message_and_stores_nothing(db, users, rec, llm, ctx, tmp_path):
@@ -363,6 +390,6 @@ def test_web_topics_stream_progress_and_suggestions_show_as_buttons(anna, db, re
 
 def test_suggested_questions_from_an_answer_cut_off_at_max_tokens():
     cut = '{"questions": ["Hur mår\nbarnet", "Vad säger skolan?", "Vem ringde i'
-    assert chat._questions(cut) == ["Hur mår barnet?", "Vad säger skolan?"]
-    assert chat._questions('{"questions": ["Hur sover Elsa?"]}') == ["Hur sover Elsa?"]
-    assert chat._questions("inget svar") == []
+    assert chat.parse_suggestions(cut) == ["Hur mår barnet?", "Vad säger skolan?"]
+    assert chat.parse_suggestions('{"questions": ["Hur sover Elsa?"]}') == ["Hur sover Elsa?"]
+    assert chat.parse_suggestions("inget svar") == []

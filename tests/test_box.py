@@ -159,6 +159,11 @@ def booted(tmp_path_factory, model_store):
         install = box.run(["dpkg", "-i", "/var/tmp/samtalsstod.deb"], timeout=600)
         info["install_seconds"] = time.monotonic() - t0
         info["install"] = install.stdout
+        # IT's choice of model in the conffile: the small Gemma of the bundle (a real box's bundle has the instruct
+        # model the default names, or a bigger one)
+        conf = box.root / "etc/samtalsstod/appliance.toml"
+        conf.write_text(conf.read_text().replace('[llm]\n', '[llm]\nmodel = "gemma-3-270m-q4_k_m"\n'
+                                                  'chat_format = "gemma"\n', 1))
         info["credential"] = box.run(["appliance", "provision", "credential"]).stdout
         info["models"] = box.run(["appliance", "models", "install-bundle", "/var/tmp/models.tar",
                                   "--sha256", bundle_sha], timeout=300).stdout

@@ -119,8 +119,8 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     draft_id = case_drafts.create(db, user, title="Ärendet Elsa", recording_ids=list(two), notes=NOTES)
     d = case_drafts.get(db, user, draft_id)
     segments, refs = case_drafts.combined_segments(db, d)
-    assert segments[len(LINES)].line().startswith(f"[{len(LINES) + 1}] (00:00) Samtal B: Läraren berättar att ")
-    assert segments[-1].line().startswith(f"[{len(refs)}] (00:00) Journalanteckning: Skolsköterskan har kallat ")
+    assert segments[len(LINES)].line().startswith(f"[{len(LINES) + 1}] Samtal B: Läraren berättar att ")
+    assert segments[-1].line().startswith(f"[{len(refs)}] Journalanteckning: Skolsköterskan har kallat ")
     # pseudonymized by default, the pasted notes too; revealed only when the caseworker asked for it
     assert not any("Elsa" in s.text for s in segments)
     assert "[PERSON J1]" in segments[-1].text

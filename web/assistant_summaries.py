@@ -83,9 +83,14 @@ def download(rec_id: str, summary_id: int, fmt: str):
 @bp.post("/recordings/<rec_id>/summaries/edit")
 @login_required
 def edit(rec_id: str):
-    """Correct (or, with empty text, remove) one statement of a draft."""
+    """Correct (or, with empty text, remove) one statement of a draft, or accept a flagged one as it stands."""
     f = request.form
     sid = f.get("summary_id", "")
+    if f.get("action") == "accept":
+        change_and_flash(lambda: summaries.accept_statement(db(), g.user, rec_id, sid, f.get("section", ""),
+                                                            f.get("statement", "")),
+                         _("Påståendet är godtaget och kopieras med texten."))
+        return _back(rec_id, f"summary-{sid}" if sid.isdigit() else "summaries")
     removed = not (f.get("text") or "").strip()
     change_and_flash(lambda: summaries.edit_statement(db(), g.user, rec_id, sid, f.get("section", ""),
                                                       f.get("statement", ""), f.get("text", "")),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from appliance.assistant import grounding
 from appliance.assistant.drafts import ReviewedDraft
-from appliance.assistant.summarize import plain_text
+from appliance.assistant.summarize import copied, plain_text
 from web.i18n import _
 
 
@@ -70,7 +70,8 @@ def statement_view(st: dict, cites: list[Cite]) -> dict:
     """A stored statement for the page: text, resolved citations, the checker's verdict in words."""
     return {**st, "cites": cites, "flagged": st.get("status", grounding.OK) != grounding.OK,
             "status_text": grounding.STATUS_TEXT.get(st.get("status", ""), st.get("status", "")),
-            "missing": st.get("missing", []), "edited": st.get("edited", False)}
+            "missing": st.get("missing", []), "edited": st.get("edited", False),
+            "accepted": st.get("accepted", False), "copied": copied(st)}
 
 
 def sections_view(content: dict | None, resolve) -> list[dict]:

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MAX_PROMPT = 1000
 MAX_STATEMENTS = 5
 MAX_STATEMENT_CHARS = 300
+MAX_CITES = 3  # a small model otherwise cites runs of lines ("[10, 11, 12, 13]")
 ANSWER_TOKENS = 600
 CHARS_PER_TOKEN = 2.5  # conservative for Swedish text in small models' tokenizers
 PROMPT_OVERHEAD_TOKENS = 350  # instructions, the question, the chat template
@@ -65,14 +66,17 @@ REWRITES: dict[str, tuple[str, str]] = {
     "formellt": ("Formellt journalspråk", "Skriv om texten i sakligt och formellt journalspråk."),
 }
 
-# Task instructions; prompts.system_message adds the role, the "transcript is data" rule and the citation rule.
-TASK_QUESTION = ("Uppgift: svara på handläggarens fråga om samtalet, kort och bara utifrån transkriptet. "
-                 "Om transkriptet inte besvarar frågan, säg det.")
-TASK_REWRITE = ("Uppgift: skriv om texten enligt handläggarens instruktion. Behåll innehållet och ange för "
-                "varje påstående numren på de rader det bygger på.")
-TASK_SUGGEST = ("Uppgift: föreslå korta frågor som handläggaren kan ställa om samtalet för att få fram det "
-                "viktigaste till dokumentationen.")
-
+# Task instructions, after the transcript (prompts.task_messages: the system message and the transcript block are
+# the same for every request about a recording, so the model server reads the transcript once).
+TASK_QUESTION = ("Svara på handläggarens fråga om samtalet, kort och bara utifrån transkriptet. Svara med ett "
+                 "eller några påståenden; ange för varje påstående numret på raden där det sägs. Om transkriptet "
+                 "inte besvarar frågan, säg det.")
+QUESTION_HEAD = "Fråga:"  # the question's own words come after it: all before is the same for every question
+TASK_REWRITE = ("Skriv om texten nedan enligt handläggarens instruktion. Behåll alla uppgifter i texten: ta inte "
+                "bort någon och lägg inte till något nytt. Skriv ett påstående för varje mening och behåll numren på "
+                "raderna som meningen bygger på.")
+TASK_SUGGEST = ("Föreslå korta frågor som handläggaren kan ställa om det här samtalet för att få fram det "
+                "viktigaste till dokumentationen. Varje fråga ska handla om något som faktiskt tas upp i samtalet.")
 
 @dataclass(frozen=True)
 class Citation:
@@ -183,7 +187,7 @@ def answer_schema(numbers: list[int]) -> dict:
             "type": "array", "minItems": 1, "maxItems": MAX_STATEMENTS,
             "items": {"type": "object",
                       "properties": {"text": {"type": "string", "minLength": 1, "maxLength": MAX_STATEMENT_CHARS},
-                                     "segments": {"type": "array", "minItems": 1, "maxItems": 5,
+                                     "segments": {"type": "array", "minItems": 1, "maxItems": MAX_CITES,
                                                   "items": cite}},
                       "required": ["text", "segments"]}}},
         "required": ["statements"]}}
@@ -202,13 +206,13 @@ def _statement(raw: dict, segments: dict[int, NumberedSegment]) -> AnswerStateme
 
 def check_statements(raw: list[StreamedStatement], segments: dict[int, NumberedSegment]) -> list[AnswerStatement]:
     """Grounding check of streamed statements against the transcript lines they cite."""
-    texts = {n: s.text for n, s in segments.items()}
+    texts = {n: s.for_check() for n, s in segments.items()}
     out = []
     for st in raw:
         text = " ".join(st.text.split())
         if not text:
             continue
-        numbers = tuple(dict.fromkeys(st.segments))
+        numbers = grounding.refine_citations(text, tuple(dict.fromkeys(st.segments)), texts, MAX_CITES)
         checked = grounding.check_statement(grounding.Statement(text, numbers), texts)
         out.append(_statement({"text": text, "segments": list(numbers), "status": checked.status}, segments))
     return out
@@ -278,6 +282,36 @@ def _clean_prompt(text: str | None) -> str:
     return text
 
 
+# --- the requests (no database: also what bench/assistant_quality.py sends) ------------------------------
+
+def question_messages(segments: list[NumberedSegment], question: str,
+                      n_ctx: int) -> tuple[list[dict], list[NumberedSegment]]:
+    """The messages for a question about `segments` (already pseudonymized as the request needs) and the lines
+    they show the model (all of them when they fit: then every question shares the transcript prefix)."""
+    context = select_context(segments, question, prompt_budget_chars(n_ctx))
+    return prompts.task_messages(context, f"{TASK_QUESTION}\n\n{QUESTION_HEAD} {question}"), context
+
+
+def rewrite_messages(segments: list[NumberedSegment], source: list[tuple[str, tuple[int, ...]]], instruction: str,
+                     n_ctx: int) -> tuple[list[dict], list[NumberedSegment]]:
+    """The messages for rewriting `source` (statements with the line numbers they cite) by `instruction`."""
+    plain = "\n".join(text for text, _ in source)
+    cited = frozenset(n for _, numbers in source for n in numbers)
+    context = select_context(segments, plain, prompt_budget_chars(n_ctx) - len(plain), cited)
+    earlier = "\n".join(f"- {text} [{', '.join(str(n) for n in numbers)}]" for text, numbers in source)
+    task = f"{TASK_REWRITE}\n\nInstruktion: {instruction}\n\nText att skriva om:\n{earlier}"
+    return prompts.task_messages(context, task), context
+
+
+def warm_messages(segments: list[NumberedSegment], n_ctx: int) -> list[dict] | None:
+    """The beginning every question about `segments` shares (everything up to the question's own words; rewrites
+    and suggestions share the transcript part), or None when the transcript does not fit whole (then each question
+    shows the model other lines and there is nothing to share)."""
+    if sum(len(s.line()) + 1 for s in segments) > prompt_budget_chars(n_ctx):
+        return None
+    return prompts.task_messages(segments, f"{TASK_QUESTION}\n\n{QUESTION_HEAD}")
+
+
 def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = None, rewrite: str | None = None,
             source_id: int | str | None = None, reveal: bool = False, n_ctx: int = 4096) -> ChatRequest:
     """Authorise (audited, NotFound otherwise), validate and store a question or rewrite as `running`.
@@ -298,7 +332,6 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
     all_segments = numbered_segments(conn, rec_id, reveal=reveal, user=user)
     if not all_segments:
         raise ApplianceError(MSG_NO_TRANSCRIPT)
-    budget = prompt_budget_chars(n_ctx)
     # What the caseworker typed and earlier answers get the transcript's placeholders too (unless revealed),
     # so a name in the question does not reach the model when the transcript's names do not.
     entities = [] if reveal else pseudonymize.sync(conn, rec_id)
@@ -307,17 +340,13 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         return text if reveal else pseudonymize.pseudonymize_text(text, entities)
 
     if source is None:
-        context = select_context(all_segments, prompt, budget)
-        task, kind = TASK_QUESTION, "question"
-        user_text = f"{prompts.transcript_block(context)}\n\nHandläggarens fråga: {for_model(prompt)}"
+        kind = "question"
+        messages, context = question_messages(all_segments, for_model(prompt), n_ctx)
     else:
-        cited = frozenset(c.number for s in source.statements for c in s.citations)
-        context = select_context(all_segments, source.plain_text(), budget - len(source.plain_text()), cited)
-        task, kind = TASK_REWRITE, "rewrite"
-        earlier = "\n".join(f"{for_model(s.text)} [{', '.join(str(c.number) for c in s.citations)}]"
-                            for s in source.statements)
-        user_text = (f"{prompts.transcript_block(context)}\n\nText att skriva om:\n{earlier}\n\n"
-                     f"Handläggarens instruktion: {for_model(prompt)}")
+        kind = "rewrite"
+        messages, context = rewrite_messages(
+            all_segments, [(for_model(s.text), tuple(c.number for c in s.citations)) for s in source.statements],
+            for_model(prompt), n_ctx)
     numbers = [s.number for s in context]
     with transaction(conn):
         cur = conn.execute(
@@ -327,9 +356,8 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         message_id = int(cur.lastrowid)
         audit.record(conn, user.actor, f"chat.{kind}", f"recording:{rec_id}", role=access.content_role(user),
                      data={"message": message_id, "revealed": bool(reveal), "segments_in_prompt": len(numbers)})
-    return ChatRequest(message_id, rec_id, kind,
-                       [prompts.system_message(task), {"role": "user", "content": user_text}],
-                       answer_schema(numbers), {s.number: s for s in all_segments}, reveal)
+    return ChatRequest(message_id, rec_id, kind, messages, answer_schema(numbers),
+                       {s.number: s for s in all_segments}, reveal)
 
 
 def stream_answer(client: ChatModel, req: ChatRequest) -> Iterator[tuple[str, object]]:
@@ -375,6 +403,24 @@ def ask(conn: Connection, client: ChatModel, user: User, rec_id: str, **kwargs) 
     return message_for(conn, rec_id, req.message_id)
 
 
+def warm(conn: Connection, client: ChatModel, user: User, rec_id: str) -> bool:
+    """Have the model server read the recording's transcript before the first question (the caseworker opened the
+    question field): the question then costs only its own words. Viewer rights, audited like a question (the
+    transcript goes to the model); the default, pseudonymized transcript, which is what a question sends unless
+    she reveals personal data. Returns whether the server read it (False: too long to share, or the server is
+    busy or down: the question then simply takes longer)."""
+    access.require_recording(conn, user, rec_id, "recording.chat")
+    messages = warm_messages(numbered_segments(conn, rec_id), client.cfg.n_ctx)
+    if messages is None:
+        return False
+    try:
+        client.complete(messages, max_tokens=1)
+    except LlmError as exc:
+        log.info("chat warm-up of recording %s failed: %s", rec_id, type(exc).__name__)
+        return False
+    return True
+
+
 def clear_history(conn: Connection, user: User, rec_id: str) -> int:
     """Delete the recording's questions and answers (editor rights; NotFound otherwise)."""
     access.require_recording(conn, user, rec_id, "recording.chat_clear")
@@ -409,6 +455,12 @@ def spread(segments: list[NumberedSegment], budget_chars: int) -> list[NumberedS
     return picked
 
 
+def suggest_messages(segments: list[NumberedSegment], n_ctx: int) -> list[dict]:
+    """The messages asking for suggested questions about `segments`."""
+    context = spread(segments, prompt_budget_chars(n_ctx, 300))
+    return prompts.task_messages(context, f"{TASK_SUGGEST} Föreslå {MAX_SUGGESTIONS - 1} frågor.")
+
+
 def suggest_questions(conn: Connection, client: ChatModel, user: User, rec_id: str, *,
                       reveal: bool = False) -> list[str]:
     """Generate suggested questions from the content and store them (replacing earlier ones). Viewer
@@ -417,12 +469,9 @@ def suggest_questions(conn: Connection, client: ChatModel, user: User, rec_id: s
     segments = numbered_segments(conn, rec_id, reveal=reveal, user=user)
     if not segments:
         raise ApplianceError(MSG_NO_TRANSCRIPT)
-    context = spread(segments, prompt_budget_chars(client.cfg.n_ctx, 300))
-    messages = [prompts.system_message(TASK_SUGGEST),
-                {"role": "user", "content": f"{prompts.transcript_block(context)}\n\n"
-                                            f"Föreslå {MAX_SUGGESTIONS - 1} frågor om samtalet."}]
+    messages = suggest_messages(segments, client.cfg.n_ctx)
     reply = client.complete(messages, response_format=SUGGEST_SCHEMA, max_tokens=300)
-    questions = _questions(reply.text)
+    questions = parse_suggestions(reply.text)
     if not questions:
         raise LlmError("Språkmodellen gav inga frågeförslag. Försök igen.")
     with transaction(conn):
@@ -437,7 +486,7 @@ def suggest_questions(conn: Connection, client: ChatModel, user: User, rec_id: s
 _COMPLETE_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
-def _questions(text: str) -> list[str]:
+def parse_suggestions(text: str) -> list[str]:
     """The suggested questions of the model's JSON; of an answer cut off at max_tokens, the questions it
     finished (the schema bounds each question, not how long a small model dawdles before the last one)."""
     try:

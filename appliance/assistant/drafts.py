@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from appliance import clock
 from appliance.assistant import grounding
-from appliance.assistant.summarize import SummaryResult, plain_text
+from appliance.assistant.summarize import SummaryResult, accept_statement, needs_review, plain_text
 from appliance.assistant.templates import Template
 from appliance.assistant.transcript import NumberedSegment
 from appliance.errors import ApplianceError
@@ -128,22 +128,30 @@ def set_review_state(conn: Connection, t: DraftTable, d: ReviewedDraft, state: s
                          [(now, rid) for rid in transferred_recordings])
 
 
+def _statement_of(t: DraftTable, d: ReviewedDraft, section: int | str, statement: int | str) -> tuple[dict, int, int]:
+    """A deep copy of a draft's content (the draft value stays as it was) and the indexes of one of its
+    statements, for a change the caseworker makes while the draft is utkast."""
+    if d.status != "done" or d.content is None:
+        raise ApplianceError(t.wording.not_ready)
+    if d.review_state != UTKAST:
+        raise ApplianceError(t.wording.only_utkast_edits)
+    content = json.loads(json.dumps(d.content))
+    try:
+        sec, idx = int(section), int(statement)
+        content["sections"][sec]["statements"][idx]  # noqa: B018 - it must exist
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise ApplianceError(MSG_STATEMENT_GONE) from None
+    return content, sec, idx
+
+
 def edited_content(t: DraftTable, d: ReviewedDraft, section: int | str, statement: int | str, text: str,
                    lines: Callable[[], dict[int, str]]) -> tuple[dict, int, int, bool]:
     """The draft's content with one statement corrected (re-checked against the lines it cites, marked as
     edited) or removed (empty text). `lines()` gives the numbered lines as the model saw them. Returns the new
     content, the section and statement index, and whether it was removed."""
-    if d.status != "done" or d.content is None:
-        raise ApplianceError(t.wording.not_ready)
-    if d.review_state != UTKAST:
-        raise ApplianceError(t.wording.only_utkast_edits)
-    content = json.loads(json.dumps(d.content))  # a deep copy: the draft value stays as it was
-    try:
-        sec, idx = int(section), int(statement)
-        stmts = content["sections"][sec]["statements"]
-        old = stmts[idx]
-    except (TypeError, ValueError, IndexError, KeyError):
-        raise ApplianceError(MSG_STATEMENT_GONE) from None
+    content, sec, idx = _statement_of(t, d, section, statement)
+    stmts = content["sections"][sec]["statements"]
+    old = stmts[idx]
     text = " ".join((text or "").split())
     if len(text) > MAX_STATEMENT_EDIT:
         raise ApplianceError(f"Ett påstående får vara högst {MAX_STATEMENT_EDIT} tecken.")
@@ -152,8 +160,17 @@ def edited_content(t: DraftTable, d: ReviewedDraft, section: int | str, statemen
     else:
         checked = grounding.check_statement(grounding.Statement(text, tuple(old["citations"])), lines())
         stmts[idx] = {**checked.as_dict(), "edited": True}
-    content["flagged"] = sum(st["status"] != grounding.OK for s in content["sections"] for st in s["statements"])
+    content["flagged"] = needs_review(content)
     return content, sec, idx, not text
+
+
+def accepted_content(t: DraftTable, d: ReviewedDraft, section: int | str,
+                     statement: int | str) -> tuple[dict, int, int]:
+    """The draft's content with one statement the checker flagged accepted as it stands: the caseworker has
+    checked it against the recording, so it is copied from now on (a flagged statement is left out of the copied
+    text until it is edited or accepted)."""
+    content, sec, idx = _statement_of(t, d, section, statement)
+    return accept_statement(content, sec, idx), sec, idx
 
 
 def store_content(conn: Connection, t: DraftTable, draft_id: int, content: dict) -> None:

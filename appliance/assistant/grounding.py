@@ -5,13 +5,19 @@ A statement is flagged when
 * it cites nothing (`uncited`),
 * it cites a segment number that does not exist (`unknown_citation`), or
 * fewer than two thirds of its content words (not stop words, four letters or more, compared by a light
-  Swedish stem so "skolan"/"skolans" match) occur in the text of the segments it cites (`unsupported`):
-  with two content words, one invented word ("Pojken har självmordstankar [1]" citing a line about sleep)
-  is enough to flag the statement.
+  Swedish stem so "skolan"/"skolans" match) occur in the text of the segments it cites, read with the line just
+  before each (an answer means what its question asked: "Ja, det går bra." after "Får jag prata med skolan?")
+  (`unsupported`): with two content words, one invented word ("Pojken har självmordstankar [1]" citing a line
+  about sleep) is enough to flag the statement.
 The words not found are kept (`missing`) so the page can show them even on statements that pass.
 This is a cheap lexical check, not proof: it catches invented statements (a suicide mention nobody made,
 an invented action) that share no words with what they cite, which is the harm we guard against. The
 caseworker still reviews everything.
+
+`refine_citations` tidies what a small model cites before the check: it likes to cite a run of consecutive lines
+("[10, 11, 12]") of which one says the thing; the lines sharing no content word with the statement are dropped,
+and a statement whose cited lines share none at all gets the request's line that says most of it (when one line
+says at least half of it). An invented statement shares its invented words with no line, so it stays flagged.
 
 Citations in free text (chat answers) are bracketed numbers: "Mamma oroar sig för skolan [3, 5]." or
 "[3][5]"; `parse_statements` splits such text into sentences with their citations.
@@ -97,6 +103,46 @@ def _found(word: str, cited_stems: set[str]) -> bool:
     return s in cited_stems or any(len(c) >= MIN_WORD and (c.startswith(s) or s.startswith(c)) for c in cited_stems)
 
 
+def stems_of(text: str) -> set[str]:
+    """The stems of `text`'s content words (to compare two statements)."""
+    return {stem(w) for w in content_words(text)}
+
+
+def _with_question(cites: tuple[Hashable, ...], segments: Mapping[Hashable, str]) -> str:
+    """The cited lines, each read with the line before it (numbered citations only)."""
+    parts = []
+    for c in cites:
+        before = c - 1 if isinstance(c, int) and not isinstance(c, bool) else None
+        if before is not None and before in segments and before not in cites:
+            parts.append(segments[before])
+        parts.append(segments[c])
+    return " ".join(parts)
+
+
+def refine_citations(text: str, citations: tuple[int, ...], lines: Mapping[int, str],
+                     limit: int = 6) -> tuple[int, ...]:
+    """The citations of a statement, tidied against `lines` (the request's lines: number → text): cited lines that
+    share no content word with the statement are dropped; when none shares any, the line sharing the most (at least
+    half of the statement's content words) is cited instead; otherwise (also when nothing is cited, or a cited line
+    does not exist: the check reports those) the citations stay as they are."""
+    words = content_words(text)
+    if not words or not citations or any(c not in lines for c in citations):
+        return citations  # nothing cited, or a line that does not exist: the check says so, nothing to tidy
+
+    def hits(n: int) -> int:
+        stems = _stems(lines[n])
+        return sum(_found(w, stems) for w in words)
+
+    scored = [(c, hits(c)) for c in citations]
+    keep = tuple(c for c, h in scored if h > 0)
+    if keep:
+        return keep[:limit]
+    best = max(lines, key=lambda n: (hits(n), -n), default=None)
+    if best is not None and hits(best) * 2 >= len(words):
+        return (best,)
+    return citations
+
+
 def check_statement(statement: Statement, segments: Mapping[Hashable, str]) -> CheckedStatement:
     """Check one statement against the text of the segments it cites (`segments`: citation key → text)."""
     cites = tuple(dict.fromkeys(statement.citations))
@@ -108,7 +154,7 @@ def check_statement(statement: Statement, segments: Mapping[Hashable, str]) -> C
     words = content_words(statement.text)
     if not words:
         return CheckedStatement(statement.text, cites, OK)
-    cited = _stems(" ".join(segments[c] for c in cites))
+    cited = _stems(_with_question(cites, segments))
     missing = tuple(w for w in words if not _found(w, cited))
     support = 1 - len(missing) / len(words)
     status = OK if support >= SUPPORT_THRESHOLD else UNSUPPORTED

@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from appliance.config import LlmConfig
@@ -174,9 +174,10 @@ class LlmClient:
 
     def complete(self, messages: list[Message], *, response_format: dict | None = None,
                  max_tokens: int | None = None, temperature: float | None = None,
-                 stop: list[str] | None = None) -> Completion:
+                 stop: list[str] | None = None, on_piece: Callable[[str], None] | None = None) -> Completion:
         """The whole answer. `response_format` {"type": "json_object", "schema": {...}} constrains the output
-        on servers that support it (llama.cpp's grammar, vLLM's guided decoding)."""
+        on servers that support it (llama.cpp's grammar, vLLM's guided decoding). `on_piece` sees the text as it
+        comes (progress of a long answer)."""
         started = time.monotonic()
         first: float | None = None
         pieces: list[str] = []
@@ -192,6 +193,8 @@ class LlmClient:
                     if first is None:
                         first = time.monotonic() - started
                     pieces.append(piece)
+                    if on_piece is not None:
+                        on_piece(piece)
                 finish = choice.get("finish_reason") or finish
         return Completion("".join(pieces), finish, usage_tokens or len(pieces), first, time.monotonic() - started)
 

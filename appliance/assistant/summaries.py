@@ -7,10 +7,11 @@ is stored with its Swedish message and the caseworker can retry.
 
 Review gate (one for every kind of draft: appliance/assistant/drafts.py): every summary starts as `utkast`;
 the caseworker may correct or remove its statements (`edit_statement`: re-checked against the cited lines,
-marked as edited), then marks it `granskad` (reviewed; only a finished summary), copies the plain text
-(headings kept) into the case system and marks it `overford` (transferred), which also marks the recording
-transferred (used by purge reminders). A reviewed summary can be taken back to draft. Everything lives in
-rows that cascade with the recording, so the purge removes it.
+marked as edited) or accept a flagged one as it stands (`accept_statement`; a flagged statement is left out of
+the copied text until it is edited or accepted), then marks it `granskad` (reviewed; only a finished summary),
+copies the plain text (headings kept) into the case system and marks it `overford` (transferred), which also
+marks the recording transferred (used by purge reminders). A reviewed summary can be taken back to draft.
+Everything lives in rows that cascade with the recording, so the purge removes it.
 
 Access: reading needs `recording.summaries` (viewer), asking, retrying and reviewing `recording.summarize`
 and `recording.summary_review` (editor). Audited by ids and states only, never text.
@@ -142,6 +143,19 @@ def edit_statement(conn: Connection, user: User, rec_id: str, summary_id: int | 
         drafts.store_content(conn, TABLE, s.id, content)
         audit.record(conn, user.actor, "summary.edit", f"recording:{rec_id}", role=access.content_role(user),
                      data={"summary": f"summary:{s.id}", "section": sec, "statement": idx, "removed": removed})
+    return get_summary(conn, user, rec_id, s.id)
+
+
+def accept_statement(conn: Connection, user: User, rec_id: str, summary_id: int | str, section: int | str,
+                     statement: int | str) -> Summary:
+    """The caseworker accepts a flagged statement as it stands (she checked it against the recording): it is
+    copied with the rest from now on. Audited by ids only."""
+    s = get_summary(conn, user, rec_id, summary_id, "recording.summary_edit")
+    content, sec, idx = drafts.accepted_content(TABLE, s, section, statement)
+    with transaction(conn):
+        drafts.store_content(conn, TABLE, s.id, content)
+        audit.record(conn, user.actor, "summary.accept", f"recording:{rec_id}", role=access.content_role(user),
+                     data={"summary": f"summary:{s.id}", "section": sec, "statement": idx})
     return get_summary(conn, user, rec_id, s.id)
 
 

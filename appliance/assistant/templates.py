@@ -42,6 +42,16 @@ class Template:
     instructions: str = ""
     source: str = "builtin"  # builtin, office (admin UI) or file
     groups: tuple[tuple[str, int], ...] = ()  # (group title, number of headings) for display, e.g. BBIC's sides
+    hints: tuple[tuple[str, str], ...] = ()   # (heading, what belongs there) for the model, built-in templates only
+    words: tuple[tuple[str, str], ...] = ()   # (heading, words that say a line belongs there) for guided drafting
+
+    def hint(self, heading: str) -> str:
+        return dict(self.hints).get(heading, "")
+
+    def word_list(self, heading: str) -> list[str]:
+        """Words (word beginnings) that place a line under `heading` (appliance/assistant/sorting.py): the built-in
+        templates' lists, else the words of the template's instructions that name the heading's topic."""
+        return dict(self.words).get(heading, "").split()
 
     def grouped(self) -> list[tuple[str, list[str]]]:
         """Headings under their group titles ("" when the template has no groups)."""
@@ -63,23 +73,124 @@ _BBIC_SIDES = (
                           "Social integrering", "Lokalsamhällets resurser")),
 )
 
+# What belongs under a heading, in the model's prompt: a small model places "sover dåligt" or "slutade i basketlaget"
+# far better with these than from the bare heading (measured with bench/assistant_quality.py).
+_BBIC_HINTS = {
+    "Hälsa": "kropp, sömn, ont, vård, tandvård",
+    "Utbildning": "förskola, skola, närvaro, skolresultat, stöd i skolan",
+    "Känslo- och beteendemässig utveckling": "hur barnet mår och reagerar, oro, ilska, nedstämdhet",
+    "Identitet": "vem barnet är, intressen, kultur, tro",
+    "Familj och sociala relationer": "relationer till föräldrar, syskon och vänner",
+    "Socialt uppträdande": "hur barnet beter sig mot andra, konflikter",
+    "Förmåga att klara sig själv": "vad barnet klarar på egen hand, ansvar",
+    "Grundläggande omsorg": "mat, sömnrutiner, kläder, hygien, tillsyn",
+    "Säkerhet": "skydd mot våld, hot och faror",
+    "Känslomässig tillgänglighet": "förälderns värme, närvaro och ork",
+    "Stimulans": "lek, läxhjälp, fritidsaktiviteter som föräldern ger",
+    "Vägledning och gränssättning": "regler, gränser, hur föräldern reagerar",
+    "Stabilitet": "fasta rutiner, kontinuitet, växelvis boende",
+    "Familjens bakgrund och funktionssätt": "separation, konflikter mellan föräldrarna, förälderns hälsa",
+    "Vidare familj": "mor- och farföräldrar, släkt som stöttar",
+    "Boende": "bostad, trångboddhet, hyreskontrakt",
+    "Arbete": "föräldrarnas arbete, sjukskrivning, arbetslöshet",
+    "Ekonomi": "inkomster, skulder, bidrag",
+    "Social integrering": "nätverk, föreningar, kontakter i samhället",
+    "Lokalsamhällets resurser": "stöd och insatser: vårdcentral, kurator, fritidsgård, logoped, stödgrupp",
+}
+_JOURNAL_HINTS = {
+    "Aktuell fråga": "varför samtalet hålls, vad som hänt",
+    "Samtycke": "vad klienten samtycker till",
+    "Språk": "modersmål, tolk",
+    "Familj": "vilka som ingår i familjen, relationer, umgänge",
+    "Arbete": "arbete, arbetslöshet, sjukskrivning, arbetsträning",
+    "Utbildning": "skola, förskola, studier",
+    "Hälsa och socialt": "fysisk och psykisk hälsa, sömn, missbruk, fritid",
+    "Planering och uppföljning": "vad som ska göras och när, nästa möte",
+    "Åtgärder och insatser": "insatser och stöd som ges eller erbjuds",
+    "Ekonomi": "inkomster, hyra, skulder, bistånd",
+    "Övriga kontakter": "skola, vård, myndigheter och andra kontakter",
+}
+
+# Guided drafting (appliance/assistant/sorting.py) places a line under the heading whose words it shares most (word
+# beginnings, compared after a light Swedish stemming). General social-services vocabulary for each heading, not
+# tuned to any one conversation.
+_MONTHS_DAYS = ("januari februari mars april maj juni juli augusti september oktober november december måndag tisdag "
+                "onsdag torsdag fredag lördag söndag")
+_BBIC_WORDS = {
+    "Hälsa": "hälsa frisk sjuk ont värk mage huvud sover sova somna sömn vaknar trött vikt läkare vårdcentral "
+             "sjukhus akuten tandläkare medicin tal talet logoped allergi astma",
+    "Utbildning": "skola skolan förskola förskolan lektion lektioner närvaro frånvaro klass klassen lärare mentor "
+                  "fröken speciallärare läsa läser läxor betyg elevhälsa anpassningar utvecklingssamtal",
+    "Känslo- och beteendemässig utveckling": "känner känslor mår ledsen nere arg ilska rädd oro orolig glad gladare "
+                                             "reagerat reagerar gråter ångest nedstämd",
+    "Identitet": "identitet intresse intressen kultur religion tro modersmål",
+    "Familj och sociala relationer": "kompis kompisar vän vänner kamrater syskon syster systrar bror umgås saknar "
+                                     "relation",
+    "Socialt uppträdande": "konflikt konflikter bråkar slagit slår rasten rasterna beter beteende uppträder",
+    "Förmåga att klara sig själv": "själv ansvar klarar",
+    "Grundläggande omsorg": "mat äter frukost kläder hygien tvättar läggdags kvällarna sängen tillsyn omsorg",
+    "Säkerhet": "säkerhet våld knuff slog hot hotfull skydd kontaktförbud polis säkerhetsplan farlig",
+    "Känslomässig tillgänglighet": "rösten skriker tröstar värme ork orkar närvarande",
+    "Stimulans": "leker lek bok böcker aktivitet fritidsaktivitet träning tränar",
+    "Vägledning och gränssättning": "regler gränser nej tjat beröm skärm skärmtid",
+    "Stabilitet": "rutiner rutin varannan överlämning överlämningarna flytta flyttade stabil",
+    "Familjens bakgrund och funktionssätt": "separerade skilda sambo föräldrarna psykisk depression alkohol "
+                                            "missbruk",
+    "Vidare familj": "mormor morfar farmor farfar kusin moster faster morbror farbror släkt släktingar",
+    "Boende": "bor boende bostad lägenhet tvåa trea rum vardagsrum hyresvärd hyreskontrakt trångt bostadssociala",
+    "Arbete": "arbete arbetar jobb jobbar sjukskriven sjukskrivning arbetslös uppsagd arbetsförmedlingen halvtid",
+    "Ekonomi": "ekonomi ekonomin pengar hyra hyran skuld skulder kronofogden bidrag lön sjukpenning "
+               "försörjningsstöd räcker",
+    "Social integrering": "förening föreningar lag laget nätverk fritid",
+    "Lokalsamhällets resurser": "vårdcentralen kurator fritidsgård fritidsgården fritidsledare logoped stödgrupp "
+                                "kvinnojour familjerätten familjebehandling elevhälsomöte öppenvården remiss",
+}
+_JOURNAL_WORDS = {
+    "Aktuell fråga": "anmälan orosanmälan ansökt ansökan söker anledning hände hänt",
+    "Samtycke": "samtycke samtycker godkänner",
+    "Språk": "språk modersmål tolk",
+    "Familj": "familj familjen mamma pappa barnen son dotter syskon sambo separerade träffar umgänge varannan "
+              "mormor kusin bror syster överlämningarna",
+    "Arbete": "arbete arbetar jobb jobbar sjukskriven arbetslös uppsagd arbetsförmedlingen halvtid arbetsträning "
+              "a-kassan",
+    "Utbildning": "skola skolan förskola förskolan lektion närvaro frånvaro gymnasiet lärare mentor klass läsa",
+    "Hälsa och socialt": "hälsa mår sover sömn ont mage huvud trött frisk sjuk läkare akuten psykisk depression "
+                         "alkohol nykter druckit missbruk medicin fritid rädd",
+    "Planering och uppföljning": "nästa ses igen uppföljning möte mötet planering veckor månad " + _MONTHS_DAYS,
+    "Åtgärder och insatser": "insats insatser stöd behandling familjebehandling remiss kurator stödgrupp "
+                             "kvinnojour säkerhetsplan öppenvården erbjuda erbjuder",
+    "Ekonomi": "ekonomi pengar hyra hyran skuld skulder kronofogden bidrag bistånd lön sjukpenning "
+               "försörjningsstöd studiebidrag underhållsstöd räcker",
+    "Övriga kontakter": "kontakta kontakt mejla ringer ringa",
+}
+_RAD_WORDS = {
+    "Råd och överenskommelser": "ska föreslår boka bokar ses igen nästa kontakta skicka lämna ansöka remiss "
+                                "numret ringa fortsätta erbjuda erbjuder " + _MONTHS_DAYS,
+}
+
 BUILTIN: dict[str, Template] = {
     "bbic": Template(
         "bbic", "BBIC (Barns behov i centrum)",
         tuple(f"{side}: {h}" for side, hs in _BBIC_SIDES for h in hs),
         "Sortera det som sägs om barnet och familjen under BBIC-triangelns rubriker: barnets utveckling, "
-        "föräldrarnas förmåga och familj och miljö. Lämna en rubrik tom om inget sägs om den.",
-        groups=tuple((side, len(hs)) for side, hs in _BBIC_SIDES)),
+        "föräldrarnas förmåga och familj och miljö. Lämna en rubrik tom om inget sägs om den. Skriv i tredje "
+        "person, t.ex. \"Mamma berättar att ...\".",
+        groups=tuple((side, len(hs)) for side, hs in _BBIC_SIDES),
+        hints=tuple((f"{side}: {h}", _BBIC_HINTS[h]) for side, hs in _BBIC_SIDES for h in hs),
+        words=tuple((f"{side}: {h}", _BBIC_WORDS[h]) for side, hs in _BBIC_SIDES for h in hs)),
     "journal": Template(
         "journal", "Journalanteckning (allmän)",
         ("Aktuell fråga", "Samtycke", "Språk", "Familj", "Arbete", "Utbildning", "Hälsa och socialt",
          "Planering och uppföljning", "Åtgärder och insatser", "Ekonomi", "Övriga kontakter"),
-        "Skriv en journalanteckning från samtalet under rubrikerna. Lämna en rubrik tom om inget sägs om den."),
+        "Skriv en journalanteckning från samtalet under rubrikerna. Lämna en rubrik tom om inget sägs om den. "
+        "Skriv i tredje person, t.ex. \"Klienten berättar att ...\".",
+        hints=tuple(_JOURNAL_HINTS.items()), words=tuple(_JOURNAL_WORDS.items())),
     "rad": Template(
         "rad", "Råd till klienten (lätt språk)",
         ("Råd och överenskommelser",),
         "Skriv de råd och överenskommelser som klienten fick i samtalet som en lista till klienten: "
-        "tilltala klienten med du, använd korta meningar och enkla ord som en tolvåring förstår."),
+        "tilltala klienten med du, använd korta meningar och enkla ord som en tolvåring förstår.",
+        words=tuple(_RAD_WORDS.items())),
 }
 
 

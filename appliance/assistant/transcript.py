@@ -27,14 +27,16 @@ class NumberedSegment:
     speaker: str | None = None  # "Talare 1", or the name caseworkers gave (pseudonymized like the text)
 
     def line(self) -> str:
-        """The segment as one prompt line: `[12] (03:15) Talare 1: text`."""
+        """The segment as one prompt line: `[12] Talare 1: text`. No clock time: it cost a tenth of a long
+        transcript's tokens (reading the prompt is the slow part on a CPU) and no answer needs it; citations carry
+        the time to the page."""
         who = f" {self.speaker}:" if self.speaker else ""
-        return f"[{self.number}] ({clock_time(self.start)}){who} {self.text}"
+        return f"[{self.number}]{who} {self.text}"
 
-
-def clock_time(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+    def for_check(self) -> str:
+        """What a citation of this line vouches for (appliance/assistant/grounding.py): its words and who said
+        them ("Mamma berättar att ..." cites a line the mother said)."""
+        return f"{self.speaker}: {self.text}" if self.speaker else self.text
 
 
 def numbered_segments(conn: Connection, recording_id: str, *, reveal: bool = False,

@@ -4,7 +4,8 @@
    - the topic table of contents shows its progress while it is made;
    - a failure (model down or slow, connection lost) shows the message and a "Försök igen" button; a stream
      that goes silent longer than IDLE_MS is abandoned, so the page never hangs;
-   - links with data-seek (citations, topics) jump to the transcript line and play: static/player.js. */
+   - links with data-seek (citations, topics) jump to the transcript line and play: static/player.js;
+   - the question field's first focus warms the model server (it reads the transcript before the question). */
 (function () {
   "use strict";
   var IDLE_MS = 150000; // the server sends a keep-alive every few seconds; silence this long = lost
@@ -213,6 +214,20 @@
         box.appendChild(retryButton(function () { makeTopics(form, body); }));
         form.appendChild(box);
       }
+    });
+  }
+
+  /* --- warm-up: the first time the question field gets focus, the model server reads the transcript, so the
+     first answer starts in seconds instead of after the whole transcript has been read. Fire and forget. --- */
+  var chatForm = document.getElementById("chat-form");
+  var warmUrl = chatForm && chatForm.getAttribute("data-warm");
+  if (warmUrl) {
+    chatForm.addEventListener("focusin", function warmOnce() {
+      chatForm.removeEventListener("focusin", warmOnce);
+      var body = new FormData();
+      body.append("csrf_token", chatForm.querySelector("input[name=csrf_token]").value);
+      fetch(warmUrl, {method: "POST", body: body, credentials: "same-origin", cache: "no-store",
+                      headers: {"Accept": "application/json"}}).catch(function () { /* the question just waits */ });
     });
   }
 
