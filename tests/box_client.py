@@ -57,10 +57,12 @@ def main(base: str, ca: str, invite: str, audio: str, title: str) -> dict:
     html = ""
     while time.monotonic() < end:
         html = s.get(f"{base}/recordings/{rid}", timeout=30).text
-        if 'class="seg-text"' in html:
+        # Segments are shown while the job still runs; the transcript is whole once the recording is ready.
+        if 'data-status="ready"' in html or 'data-status="failed"' in html:
             break
         time.sleep(2)
-    lines = re.findall(r'<span class="seg-text">([^<]*)<', html)
+    # A line holds <mark class="doubt"> around words Whisper doubted: the line is its text without the tags.
+    lines = [re.sub(r"<[^>]+>", "", line) for line in re.findall(r'<span class="seg-text"[^>]*>(.*?)</span>', html)]
     footer = re.search(r'class="gallringsbeslut">([^<]*)<', html)
     return {"recording": rid, "page": html, "lines": lines, "footer": footer.group(1) if footer else None}
 
