@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,9 +29,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from assistant_quality import start_llm_unit  # noqa: E402 - the same llm unit start as the quality bench
 
 from appliance.assistant import prompts  # noqa: E402
-from appliance.assistant.llm_client import LlmClient, LlmError  # noqa: E402
+from appliance.assistant.llm_client import LlmClient  # noqa: E402
 from appliance.assistant.summarize import map_request, summary_schema  # noqa: E402
 from appliance.assistant.templates import BUILTIN  # noqa: E402
 from appliance.assistant.transcript import NumberedSegment  # noqa: E402
@@ -68,24 +70,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_llm_unit(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services.llm"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    client = LlmClient(load_config(environ=env).llm)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"llm unit exited: {log.read_text()[-2000:]}")
-        try:
-            client.models()
-            return proc
-        except LlmError:
-            time.sleep(0.3)
-    proc.kill()
-    sys.exit("llm unit did not start")
 
 
 def raw_run(llm, messages, max_tokens: int, response_format: dict | None = None) -> dict:

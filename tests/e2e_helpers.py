@@ -157,3 +157,11 @@ def first_sign_in(page, base: str, password: str, username: str = "admin") -> No
     page.get_by_label("Jag har läst och förstått riktlinjerna och följer dem.").check()
     page.get_by_role("button", name="Godkänn och fortsätt").click()
     expect(page.get_by_role("heading", name="Mina inspelningar")).to_be_visible()
+
+
+def upload_in_browser(page, base: str, title: str, clip: Path) -> None:
+    """Upload a recording through the upload form, as a caseworker does (the page then goes to the recording)."""
+    page.goto(base + "/upload")
+    page.locator("input[name=title]").fill(title)
+    page.locator("input[type=file]").set_input_files(str(clip))
+    page.locator("main form button[type=submit]").click()

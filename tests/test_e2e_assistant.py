@@ -16,7 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 from appliance.assistant.grounding import content_words
 from appliance.transcripts.search import stem
 from tests.conftest import speak_swedish
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in, upload_in_browser
 from tests.llm_fixtures import INSTRUCT_MODEL
 
 pytestmark = pytest.mark.e2e
@@ -66,10 +66,7 @@ def test_bbic_draft_with_the_instruct_model_fills_headings_with_cited_statements
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
         first_sign_in(page, base, password)
-        page.goto(base + "/upload")
-        page.locator("input[name=title]").fill("Samtal med mamma")
-        page.locator("input[type=file]").set_input_files(str(leo_clip))
-        page.locator("form button[type=submit]").click()
+        upload_in_browser(page, base, "Samtal med mamma", leo_clip)
         expect(page.locator("[data-start]").first).to_be_visible(timeout=300_000)
         lines = {el.get_attribute("id"): el.inner_text() for el in page.locator("[id^=seg-]").all()}
         assert len(lines) >= 3, lines

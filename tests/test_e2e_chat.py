@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SECRET_WORDS, appliance_running, first_sign_in
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SECRET_WORDS, appliance_running, first_sign_in, upload_in_browser
 
 pytestmark = pytest.mark.e2e
 
@@ -58,10 +58,7 @@ def running_llm_down(tmp_path, model_store, dead_llm_url):
 def _signed_in_with_transcript(browser, base: str, password: str, clip):
     page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
     first_sign_in(page, base, password)
-    page.goto(base + "/upload")
-    page.locator("input[name=title]").fill("Hembesök")
-    page.locator("input[type=file]").set_input_files(str(clip))
-    page.locator("main form button[type=submit]").click()
+    upload_in_browser(page, base, "Hembesök", clip)
     expect(page).to_have_url(re.compile(r"/recordings/[0-9a-f]+$"))
     expect(page.locator("#transcript [data-start]").first).to_be_visible(timeout=180_000)
     return page

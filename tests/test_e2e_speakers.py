@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, first_sign_in
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, first_sign_in, upload_in_browser
 from tests.test_diarization import dialogue  # noqa: F401 - the two-voice clip fixture
 
 pytestmark = pytest.mark.e2e
@@ -26,10 +26,7 @@ def test_speakers_shown_renamed_and_fixed(running, dialogue):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(ignore_https_errors=True, locale="sv-SE").new_page()
         first_sign_in(page, base, password)
-        page.goto(base + "/upload")
-        page.locator("input[name=title]").fill("Hembesök")
-        page.locator("input[type=file]").set_input_files(str(clip))
-        page.locator("form button[type=submit]").click()
+        upload_in_browser(page, base, "Hembesök", clip)
         expect(page).to_have_url(re.compile(r"/recordings/[0-9a-f]+$"))
 
         lines = page.locator("li.seg")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in, until
+from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, appliance_running, first_sign_in, until, upload_in_browser
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +37,7 @@ def test_summary_citation_jumps_player_and_review_gate_copies(running_with_llm, 
         page = context.new_page()
         first_sign_in(page, base, password)
 
-        page.goto(base + "/upload")
-        page.locator("input[name=title]").fill("Hembesök")
-        page.locator("input[type=file]").set_input_files(str(sv_long_clip))
-        page.locator("form button[type=submit]").click()
+        upload_in_browser(page, base, "Hembesök", sv_long_clip)
         expect(page.locator("[data-start]").first).to_be_visible(timeout=180_000)
 
         # Ask for the plain-language advice list (the Sammanfattningar tab); the page polls until it is written.
