@@ -71,6 +71,7 @@ def test_bbic_draft_with_the_instruct_model_fills_headings_with_cited_statements
         lines = {el.get_attribute("id"): el.inner_text() for el in page.locator("[id^=seg-]").all()}
         assert len(lines) >= 3, lines
 
+        page.get_by_role("tab", name="Sammanfattningar").click()  # the workspace's assistant tab
         page.get_by_label("Mall").select_option("bbic")
         page.get_by_role("button", name="Skriv sammanfattning").click()
         card = page.locator("article.summary").first
