@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SECRET_WORDS, appliance_running, first_sign_in, upload_in_browser
+from tests.llm_fixtures import INSTRUCT_MODEL
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +38,19 @@ def _wait_audio(page, predicate: str, timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
-def _run(tmp_path, model_store, llm_url: str):
+def _run(tmp_path, model_store, llm_url: str, **model: str):
     # a model server elsewhere (the session's llama.cpp server, or a dead port): no llm unit of its own
     with appliance_running(tmp_path, model_store, secret_words=(*SECRET_WORDS, "Vad handlar"),
                            APPLIANCE_LLM__SERVE="false", APPLIANCE_LLM__BASE_URL=llm_url,
-                           APPLIANCE_LLM__CONNECT_TIMEOUT_SECONDS="3") as r:
+                           APPLIANCE_LLM__CONNECT_TIMEOUT_SECONDS="3", **model) as r:
         yield r.base, r.password
 
 
 @pytest.fixture
-def running_with_llm(tmp_path, model_store, llm_server):
-    yield from _run(tmp_path, model_store, llm_server)
+def running_with_llm(tmp_path, model_store, instruct_llm_server):
+    # the default instruct model: it writes sentences, so a statement grows piece by piece on the page (the small
+    # base model, asked with the same prompt, often answers a word per statement)
+    yield from _run(tmp_path, model_store, instruct_llm_server, **INSTRUCT_MODEL)
 
 
 @pytest.fixture
