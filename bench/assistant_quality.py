@@ -28,7 +28,8 @@ Scores, per template (BBIC, journal note, advice) over the conversations that us
 
 Chat: recall = answers stating the expected fact, cit.prec = cited lines among the expected ones (or saying the
 fact). Rewrites (the seed's "du-form" and "12-åring" prompts): recall = the source's facts kept, form = du-form
-addresses the client as du without naming her / plain language is not harder to read (LIX) than the source.
+addresses the client as du without naming her / plain language is changed and not harder to read (LIX) than
+the source.
 Suggested questions: form = share that are Swedish questions about something said in the conversation.
 
 The bench starts the llm unit (services/llm.py) with the appliance's default model unless `--url` names a running
@@ -244,7 +245,9 @@ def score_rewrite(conv: dict, key: str, statements: list[dict]) -> Score:
         s.form_ok = int(bool(_DU.search(text)) and rw["client"].lower() not in text.lower())
     else:
         source = " ".join(t for t, _ in rw["source"])
-        s.form_ok = int(bool(text.strip()) and lix(text) <= lix(source))
+        # plain language: rewritten (the source copied back is no rewrite) and not harder to read
+        s.form_ok = int(bool(text.strip()) and " ".join(text.split()) != " ".join(source.split())
+                        and lix(text) <= lix(source))
     judged = [judge(conv, st["text"], st["segments"], st["status"] != grounding.OK) for st in statements]
     _statement_counts(s, judged)
     return s
@@ -404,7 +407,7 @@ def table(rows: dict[str, Score]) -> str:
     out.append("recall: key facts stated (chat: answers stating the fact; rewrites: facts kept; suggest: conversations "
                "with >= 2 good questions)")
     out.append("form: drafts placement under a right heading; rewrite-du addresses the client as du without her name; "
-               "rewrite-enkelt not harder (LIX); suggest good questions")
+               "rewrite-enkelt changed and not harder (LIX); suggest good questions")
     out.append("cit.prec: citations pointing at a line that says the fact; invented: claims never said or without "
                "basis in the transcript; checker: grounding checker agrees with the key; flagged: share it flagged")
     out.append("s/item: median seconds per draft/answer; tok/s: generated tokens per second of generation; "

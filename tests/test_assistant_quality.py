@@ -108,5 +108,10 @@ def test_rewrite_and_suggestion_scores(aq):
     assert named.found == 1 and named.form_ok == 0  # facts dropped, and it still names the client
     assert aq.lix("Du ska ringa. Vi ses snart.") < aq.lix("Klienten förväntas kontakta vårdcentralen avseende "
                                                           "magbesvären under innevarande vecka.")
+    copied = aq.score_rewrite(conv, "enkelt", stmts(*(text for text, _ in conv["rewrite"]["source"])))
+    assert copied.found == copied.facts and copied.form_ok == 0  # the source copied back is no plain-language rewrite
+    plain = aq.score_rewrite(conv, "enkelt", stmts("Leo har varit hemma från skolan.", "Sara jobbar natt.",
+                                                   "Sara ska boka en tid hos doktorn.", "Vi ses den tolfte mars."))
+    assert plain.form_ok == 1
     good = aq.score_suggestions(conv, ["Hur sover Leo?", "Vad sa mamma om pappan i Malmö?", "Hello world?"])
     assert good.form_n == 3 and good.form_ok == 2 and good.found == 1
