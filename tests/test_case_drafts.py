@@ -148,6 +148,7 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     assert "Stöds inte av de citerade raderna" in page  # the flagged statement says so
     assert "Elsa sover dåligt enligt Elsa." in page  # the caseworker reads names, not placeholders
     assert "Läraren säger att Elsa är trött." in page and "[PERSON" not in page
+    assert "Kopieras inte förrän du ändrar eller godtar påståendet." in page and "Godta som det står" in page
 
     assert "Markera som granskat" in page and "Kopiera texten" not in page
     assert anna.get(f"/drafts/{draft_id}/download.docx").status_code == 303  # not before review, as copying
@@ -159,6 +160,7 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     assert "Kopiera texten" in page and 'id="draft-text"' in page
     text = page[page.index('id="draft-text"'):]
     assert bbic.headings[1] in text and "- Elsa sover dåligt enligt Elsa." in text and "[B2]" not in text
+    assert "självmordstankar" not in text  # flagged and not accepted: left out of what is copied
     # the reviewed draft as a Word file: headings as headings, the names the caseworker reads, no citations
     r = anna.get(f"/drafts/{draft_id}/download.docx")
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
@@ -167,6 +169,16 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     assert shape[0] == ("Heading 1", bbic.name) and ("Heading 2", bbic.headings[1]) in shape
     assert ("List Bullet", "Elsa sover dåligt enligt Elsa.") in shape and "[B2]" not in str(shape)
     assert "Elsa sover dåligt enligt Elsa." in anna.get(f"/drafts/{draft_id}/download.txt").text
+    # back to utkast: the caseworker accepts the flagged statement as it stands (audited), and it is copied
+    anna.post(f"/drafts/{draft_id}/review", data={"csrf_token": token, "state": "utkast"})
+    r = anna.post(f"/drafts/{draft_id}/accept", data={"csrf_token": token, "section": 1, "statement": 2})
+    assert r.status_code == 303
+    accepted = case_drafts.get(db, user, draft_id)
+    assert accepted.content["sections"][1]["statements"][2]["accepted"] and accepted.flagged == 0
+    assert "godtaget av handläggare" in anna.get(f"/drafts/{draft_id}").text
+    assert [e["action"] for e in audit.entries(ctx)].count("case_draft.accept") == 1
+    anna.post(f"/drafts/{draft_id}/review", data={"csrf_token": token, "state": "granskad"})
+    assert "- Elsa har självmordstankar." in anna.get(f"/drafts/{draft_id}/download.txt").text
     anna.post(f"/drafts/{draft_id}/review", data={"csrf_token": token, "state": "overford"})
     assert case_drafts.get(db, user, draft_id).review_state == "overford"
     assert all(db.execute("SELECT transferred_at FROM recordings WHERE id = ?", (r,)).fetchone()[0] for r in two)

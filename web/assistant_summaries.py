@@ -119,7 +119,8 @@ def _view(rec, summary: summaries.Summary, by_number: dict) -> DraftView:
     return draft_view(summary, "summary", summary.content, resolve,
                       review_url=url_for("summaries.review", rec_id=rec.id),
                       retry_url=url_for("summaries.retry", rec_id=rec.id),
-                      edit_url=url_for("summaries.edit", rec_id=rec.id), can_edit=rec.can_edit,
+                      edit_url=url_for("summaries.edit", rec_id=rec.id),
+                      accept_url=url_for("summaries.edit", rec_id=rec.id), can_edit=rec.can_edit,
                       fields={"summary_id": summary.id}, text_id=f"summary-text-{summary.id}", level=4,
                       downloads={fmt: url_for("summaries.download", rec_id=rec.id, summary_id=summary.id, fmt=fmt)
                                  for fmt in exports.FORMATS})

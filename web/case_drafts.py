@@ -66,6 +66,7 @@ def draft(draft_id: str):
     d = case_drafts.get(conn, g.user, draft_id)  # NotFound → 404 (audited per source)
     v = draft_view(d, "case_draft", case_drafts.readable(conn, d), lambda numbers: _cites(d, numbers),
                    review_url=url_for("drafts.review", draft_id=d.id), retry_url=url_for("drafts.retry", draft_id=d.id),
+                   accept_url=url_for("drafts.accept", draft_id=d.id),
                    text_id="draft-text",
                    downloads={fmt: url_for("drafts.download", draft_id=d.id, fmt=fmt) for fmt in exports.FORMATS},
                    help=_("Källorna anges som samtal och rad: A12 är rad 12 i samtal A (klicka för att lyssna), J2 är "
@@ -114,6 +115,17 @@ def review(draft_id: str):
     if change_and_flash(lambda: changed.append(case_drafts.set_review_state(db(), g.user, draft_id, state)),
                         _("Granskningsläget är ändrat.")) and state == drafts.OVERFORD:
         shred_after_transfer([s.recording_id for s in changed[0].sources])  # audio_shred = transferred
+    return _back(draft_id)
+
+
+@bp.post("/drafts/<draft_id>/accept")
+@login_required
+def accept(draft_id: str):
+    """Accept a statement the checker flagged as it stands: it is copied with the rest from now on."""
+    f = request.form
+    change_and_flash(lambda: case_drafts.accept_statement(db(), g.user, draft_id, f.get("section", ""),
+                                                          f.get("statement", "")),
+                     _("Påståendet är godtaget och kopieras med texten."))
     return _back(draft_id)
 
 

@@ -56,6 +56,7 @@ class DraftView:
     text_id: str
     level: int = 3  # heading level of the sections
     edit_url: str | None = None  # statements can be corrected while a draft (summaries)
+    accept_url: str | None = None  # a flagged statement can be accepted as it stands while a draft
     can_edit: bool = True
     fields: dict = field(default_factory=dict)  # hidden form fields naming the draft
     help: str | None = None

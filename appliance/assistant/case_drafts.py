@@ -213,6 +213,19 @@ def set_review_state(conn: Connection, user: User, draft_id: int | str, state: s
     return get(conn, user, d.id)
 
 
+def accept_statement(conn: Connection, user: User, draft_id: int | str, section: int | str,
+                     statement: int | str) -> CaseDraft:
+    """The creator accepts a flagged statement as it stands (she checked it against the sources): it is copied
+    with the rest from now on. Audited by ids only."""
+    d = get(conn, user, draft_id)
+    content, sec, idx = drafts.accepted_content(TABLE, d, section, statement)
+    with transaction(conn):
+        drafts.store_content(conn, TABLE, d.id, content)
+        audit.record(conn, user.actor, "case_draft.accept", f"case_draft:{d.id}", role=access.content_role(user),
+                     data={"section": sec, "statement": idx})
+    return get(conn, user, d.id)
+
+
 def retry(conn: Connection, user: User, draft_id: int | str) -> CaseDraft:
     d = get(conn, user, draft_id)
     with transaction(conn):
