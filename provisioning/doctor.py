@@ -101,12 +101,20 @@ def _clock(cfg: Config) -> Check:
     return Check("hardware clock", True, f"agrees with the system clock ({reading.skew:+.1f} s)")
 
 
-def _purge(cfg: Config) -> Check:
+def _open_database(cfg: Config):
+    """The current database for a check that reads it, or None when it cannot be opened (the database check says
+    why)."""
     try:
         master = keys.load_master_key(cfg)
         current = keys.load_db_key(cfg, master)
-        conn = db.connect(keys.db_path(cfg, current.generation), current.key)
+        return db.connect(keys.db_path(cfg, current.generation), current.key)
     except Exception:  # noqa: BLE001 - reported by the database check
+        return None
+
+
+def _purge(cfg: Config) -> Check:
+    conn = _open_database(cfg)
+    if conn is None:
         return Check("purge", False, "database unavailable", "see the database check")
     try:
         last = retention.last_successful_purge(conn)
@@ -125,11 +133,8 @@ def check_log_review(cfg: Config) -> Check:
     box works, but the office's follow-up of the audit log is overdue). appliance/compliance/log_reviews.py."""
     from appliance.compliance import log_reviews
 
-    try:
-        master = keys.load_master_key(cfg)
-        current = keys.load_db_key(cfg, master)
-        conn = db.connect(keys.db_path(cfg, current.generation), current.key)
-    except Exception:  # noqa: BLE001 - reported by the database check
+    conn = _open_database(cfg)
+    if conn is None:
         return Check("log review", False, "database unavailable", "see the database check")
     try:
         last = log_reviews.last_review_at(conn)
