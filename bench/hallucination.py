@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from appliance.config import load_config  # noqa: E402
 from appliance.ports import SAMPLE_RATE  # noqa: E402
 from appliance.recordings.audio import decode_audio  # noqa: E402
+from tests.nonspeech_audio import insert_effects  # noqa: E402
 
 SENTENCES = ("Hej, jag heter Anna och jag arbetar som socialsekreterare.",
              "Vi ska prata om barnets skola och familjens ekonomi.",
@@ -35,15 +36,7 @@ SENTENCES = ("Hej, jag heter Anna och jag arbetar som socialsekreterare.",
              "Vi ses igen om två veckor.")
 INSERT_S = 5.0
 MARGIN_S = 0.3  # Whisper's word times are approximate: a word this close to a sentence belongs to it
-# sox synth effects for the inserts (16 kHz mono): silence, room tone, a hum with rumble, plucked-string music.
-INSERTS = {
-    "silence": ["trim", "0", str(INSERT_S)],
-    "room noise": ["synth", str(INSERT_S), "pinknoise", "vol", "0.05"],
-    "hum": ["synth", str(INSERT_S), "brownnoise", "vol", "0.1", "synth", str(INSERT_S), "sine", "mix", "50",
-            "vol", "0.5"],
-    "music": ["synth", str(INSERT_S), "pluck", "C4", "pluck", "E4", "pluck", "G4", "tremolo", "2", "60",
-              "vol", "0.3"],
-}
+INSERTS = insert_effects(INSERT_S)
 
 
 def build(folder: Path) -> tuple[np.ndarray, list[tuple[float, float, str]]]:

@@ -16,20 +16,13 @@ from appliance.recordings.audio import decode_audio
 from models import load_transcriber
 from services.transcription import options_for, transcribe_audio
 from tests.conftest import speak_swedish
+from tests.nonspeech_audio import insert_effects
 
 SENTENCES = ("Hej, jag heter Anna och jag arbetar som socialsekreterare.",
              "Vi ska prata om barnets skola och familjens ekonomi.",
              "Pappa bor i en annan stad och träffar barnen varannan helg.")
 INSERT_S = 4.0
-# sox synth effects of the inserts (the same kinds as bench/hallucination.py).
-INSERTS = {
-    "silence": ["trim", "0", str(INSERT_S)],
-    "room noise": ["synth", str(INSERT_S), "pinknoise", "vol", "0.05"],
-    "hum": ["synth", str(INSERT_S), "brownnoise", "vol", "0.1", "synth", str(INSERT_S), "sine", "mix", "50",
-            "vol", "0.5"],
-    "music": ["synth", str(INSERT_S), "pluck", "C4", "pluck", "E4", "pluck", "G4", "tremolo", "2", "60",
-              "vol", "0.3"],
-}
+INSERTS = insert_effects(INSERT_S)
 MARGIN_S = 0.3  # Whisper's word times are approximate
 
 
