@@ -168,6 +168,7 @@ def test_citations_show_conversation_and_line_and_the_review_gate(ctx, db, users
     shape = [(p.style.name, p.text) for p in doc.paragraphs]
     assert shape[0] == ("Heading 1", bbic.name) and ("Heading 2", bbic.headings[1]) in shape
     assert ("List Bullet", "Elsa sover dåligt enligt Elsa.") in shape and "[B2]" not in str(shape)
+    assert "självmordstankar" not in str(shape)  # flagged and not accepted: not in the file either
     assert "Elsa sover dåligt enligt Elsa." in anna.get(f"/drafts/{draft_id}/download.txt").text
     # back to utkast: the caseworker accepts the flagged statement as it stands (audited), and it is copied
     anna.post(f"/drafts/{draft_id}/review", data={"csrf_token": token, "state": "utkast"})

@@ -17,7 +17,7 @@ from docx.document import Document
 from docx.shared import Pt
 from flask import Response
 
-from appliance.assistant.summarize import plain_text
+from appliance.assistant.summarize import copied, plain_text
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 TXT = "text/plain; charset=utf-8"
@@ -71,12 +71,13 @@ def draft_txt(content: dict) -> str:
 
 def draft_docx(content: dict) -> bytes:
     """The draft under its template's name: each section heading a Word heading, each statement a bullet; no line
-    numbers (they mean nothing once the recording is purged), as in the copied text."""
+    numbers (they mean nothing once the recording is purged) and no flagged statement the caseworker has neither
+    edited nor accepted, as in the copied text."""
     doc = _document()
     doc.add_heading(content["template"]["name"], level=1)
     for section in content["sections"]:
         doc.add_heading(section["heading"], level=2)
-        statements = [s["text"] for s in section["statements"]]
+        statements = [s["text"] for s in section["statements"] if copied(s)]
         for text in statements:
             doc.add_paragraph(text, style="List Bullet")
         if not statements:
