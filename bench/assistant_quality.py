@@ -328,6 +328,26 @@ def stream_statements(client: LlmClient, messages: list[dict], response_format: 
             "gen_seconds": total - (first_piece or total), "error": error}
 
 
+def stream_request(client: LlmClient, req: chat.ChatRequest) -> dict:
+    """A rewrite that is not one grammar-constrained request (chat.preset_rewrite), through chat.stream_answer."""
+    t0 = time.perf_counter()
+    first = None
+    pieces = 0
+    error = None
+    try:
+        for kind, value in chat.stream_answer(client, req):
+            if kind == "text":
+                pieces += 1
+                if first is None and str(value).strip():
+                    first = time.perf_counter() - t0
+    except LlmError as exc:
+        error = str(exc)
+    total = time.perf_counter() - t0
+    return {"statements": [st.as_dict() | {"segments": [c.number for c in st.citations]} for st in req.statements],
+            "first_words": first, "seconds": total, "tokens": pieces if req.one_by_one else 0,
+            "gen_seconds": total - (first or total), "error": error}
+
+
 def run_chat(client: LlmClient, cfg: Config, conv: dict) -> dict:
     segs = segments_of(conv)
     by_number = {s.number: s for s in segs}
@@ -339,9 +359,15 @@ def run_chat(client: LlmClient, cfg: Config, conv: dict) -> dict:
     if "rewrite" in conv:
         source = [(text, tuple(numbers)) for text, numbers in conv["rewrite"]["source"]]
         for key in REWRITE_KEYS:
-            messages, context = chat.rewrite_messages(segs, source, chat.REWRITES[key][1], cfg.llm.n_ctx)
-            out["rewrites"][key] = stream_statements(client, messages,
-                                                     chat.answer_schema([s.number for s in context]), by_number)
+            ready, one_by_one = chat.preset_rewrite(key, source)
+            if ready is None and one_by_one is None:
+                messages, context = chat.rewrite_messages(segs, source, chat.REWRITES[key][1], cfg.llm.n_ctx)
+                out["rewrites"][key] = stream_statements(client, messages,
+                                                         chat.answer_schema([s.number for s in context]), by_number)
+            else:  # as the web does it: by rule, or one statement per request
+                req = chat.ChatRequest(0, conv["id"], "rewrite", [], {}, by_number, False, ready=ready,
+                                       one_by_one=one_by_one)
+                out["rewrites"][key] = stream_request(client, req)
     metered = Metered(client)
     t0 = time.perf_counter()
     try:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from appliance.assistant import chat, prompts, topics
+from appliance.assistant import chat, plain_language, prompts, topics
 from appliance.assistant.llm_client import LlmClient
 from appliance.assistant.statement_stream import StatementStream, StreamedStatement, parse_statements
 from appliance.assistant.transcript import numbered_segments
@@ -159,6 +159,64 @@ def test_rewrite_of_an_answer_and_reveal_is_recorded(ctx, db, users, rec, llm):
     assert rewritten.state == "done" and rewritten.statements
     entry = [e for e in audit.entries(ctx) if e["action"] == "chat.rewrite"][-1]
     assert entry["data"]["revealed"] is True
+
+
+def _stored_answer(db, anna, rec) -> tuple[int, str]:
+    """An answer stored as the model writes them (with the recording's placeholder for Elsa); its id and the
+    placeholder."""
+    req = chat.prepare(db, anna, rec, prompt="Hur sover Elsa?")
+    placeholder = re.search(r"\[PERSON \d+\]", req.messages[1]["content"]).group()
+    answer = [{"text": f"{placeholder} har svårt att sova och hon är trött på morgonen.", "segments": [2],
+               "status": "ok"},
+              {"text": f"{placeholder} har varit hemma från skolan tre dagar den här veckan.", "segments": [3],
+               "status": "ok"}]
+    db.execute("UPDATE chat_messages SET answer = ?, state = 'done' WHERE id = ?",
+               (json.dumps(answer, ensure_ascii=False), req.message_id))
+    return req.message_id, placeholder
+
+
+def test_du_rewrite_is_done_by_rule_keeps_citations_and_needs_no_model(ctx, db, users, rec, dead_llm_url, tmp_path):
+    anna = get_user(db, users["anna"])
+    source_id, placeholder = _stored_answer(db, anna, rec)
+    down = _client_for(dead_llm_url, tmp_path)  # the rule needs no model: it works while the model is down
+    rewritten = chat.ask(db, down, anna, rec, rewrite="du", source_id=source_id)
+    assert rewritten.state == "done" and rewritten.kind == "rewrite"
+    assert [s.text for s in rewritten.statements] == ["Du har svårt att sova och du är trött på morgonen.",
+                                                      "Du har varit hemma från skolan tre dagar den här veckan."]
+    assert [[c.number for c in s.citations] for s in rewritten.statements] == [[2], [3]]
+    assert not any(s.flagged for s in rewritten.statements)
+    stored = db.execute("SELECT answer FROM chat_messages WHERE id = ?", (rewritten.id,)).fetchone()["answer"]
+    assert "Elsa" not in stored
+    assert [e["action"] for e in audit.entries(ctx)][-1] == "chat.rewrite"
+
+
+class CountingClient:
+    """The real client, counting the requests it sends."""
+
+    def __init__(self, client: LlmClient) -> None:
+        self.cfg, self._client, self.requests = client.cfg, client, []
+
+    def stream(self, messages, **kwargs):
+        self.requests.append(messages)
+        return self._client.stream(messages, **kwargs)
+
+
+def test_plain_language_rewrite_asks_per_statement_and_shows_only_what_keeps_the_facts(ctx, db, users, rec, llm):
+    anna = get_user(db, users["anna"])
+    source_id, placeholder = _stored_answer(db, anna, rec)
+    source = [s.text for s in chat.message_for(db, rec, source_id).statements]
+    counting = CountingClient(llm)
+    rewritten = chat.ask(db, counting, anna, rec, rewrite="enkelt", source_id=source_id)
+    assert rewritten.state == "done" and len(rewritten.statements) == 2
+    # one request per statement, without the transcript: the statement and the worked examples only
+    assert len(counting.requests) == 2
+    assert [m[-1]["content"] for m in counting.requests] == [f"Mening: {text}" for text in source]
+    assert not any("Mamma berättar" in str(m) for m in counting.requests)
+    for before, after in zip(source, rewritten.statements, strict=True):
+        # the model's rewrite where it kept every fact, otherwise the statement as it was (both as stored: with
+        # the placeholder the model saw)
+        assert after.text == before or plain_language.accept(before, after.text) == after.text
+    assert [[c.number for c in s.citations] for s in rewritten.statements] == [[2], [3]]
 
 
 def test_suggested_questions_are_generated_and_replaced(db, users, rec, llm):

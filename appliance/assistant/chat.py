@@ -3,8 +3,10 @@
 An answer is grammar-constrained JSON, `{"statements": [{"text", "segments"}]}`, so every statement carries
 the transcript segment numbers it rests on (the numbers are limited to those in the prompt); it streams to
 the browser statement by statement (`statement_stream.StatementStream`) and is checked by the grounding
-checker (`grounding.check`) when complete. A rewrite ("Byt ut klientens namn till du", "enkelt språk") takes
-an earlier answer and an instruction and answers with cited statements again.
+checker (`grounding.check`) when complete. A rewrite takes an earlier answer and an instruction and answers
+with cited statements again: an own instruction as one request like a question; the preset "du" by rule
+(`du_form`), the preset "enkelt" one statement per request behind a guard (`plain_language`), since the
+embedded model given the whole answer copies it back. Both presets keep each statement's citations.
 
 Everything is stored with the recording (`chat_messages`, `chat_suggestions`, migration 0014) and deleted
 with it. Asking reads the transcript, so it is an audited content read (`recording.chat`, viewer rights:
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from appliance import clock
-from appliance.assistant import grounding, prompts
+from appliance.assistant import du_form, grounding, plain_language, prompts
 from appliance.assistant.llm_client import LlmError
 from appliance.assistant.statement_stream import StatementStream, StreamedStatement
 from appliance.assistant.transcript import NumberedSegment, numbered_segments
@@ -134,6 +136,10 @@ class ChatRequest:
     segments: dict[int, NumberedSegment]
     revealed: bool
     statements: list[AnswerStatement] = field(default_factory=list)
+    # A preset rewrite that is not one request for the whole answer (see `preset_rewrite`): statements already
+    # written by rule, or statements the model rewrites one at a time.
+    ready: list[tuple[str, tuple[int, ...]]] | None = None
+    one_by_one: list[tuple[str, tuple[int, ...]]] | None = None
 
 
 # --- context selection -------------------------------------------------------------------------
@@ -303,6 +309,21 @@ def rewrite_messages(segments: list[NumberedSegment], source: list[tuple[str, tu
     return prompts.task_messages(context, task), context
 
 
+def preset_rewrite(preset: str | None, source: list[tuple[str, tuple[int, ...]]]) \
+        -> tuple[list[tuple[str, tuple[int, ...]]] | None, list[tuple[str, tuple[int, ...]]] | None]:
+    """(ready, one_by_one) for the presets the embedded model cannot do as one request (it copies the answer
+    back): "du" by rule (`du_form`; `source` with the real names, so the client's gender is known), "enkelt"
+    one statement at a time (`plain_language`). (None, None): one request for the whole answer, as for an own
+    instruction, or "du" when no client is named."""
+    if preset == "du":
+        rewritten = du_form.rewrite_all([text for text, _ in source])
+        if rewritten is not None:
+            return [(text, numbers) for text, (_, numbers) in zip(rewritten, source, strict=True)], None
+    if preset == plain_language.INSTRUCTION_KEY:
+        return None, list(source)
+    return None, None
+
+
 def warm_messages(segments: list[NumberedSegment], n_ctx: int) -> list[dict] | None:
     """The beginning every question about `segments` shares (everything up to the question's own words; rewrites
     and suggestions share the transcript part), or None when the transcript does not fit whole (then each question
@@ -329,9 +350,11 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         if rewrite in REWRITES and not (prompt or "").strip():  # an own instruction wins over the preset
             prompt = REWRITES[rewrite][1]
     prompt = _clean_prompt(prompt)
+    preset = next((key for key, (_, text) in REWRITES.items() if text == prompt), None)
     all_segments = numbered_segments(conn, rec_id, reveal=reveal, user=user)
     if not all_segments:
         raise ApplianceError(MSG_NO_TRANSCRIPT)
+    all_segments_by = {s.number: s for s in all_segments}
     # What the caseworker typed and earlier answers get the transcript's placeholders too (unless revealed),
     # so a name in the question does not reach the model when the transcript's names do not.
     entities = [] if reveal else pseudonymize.sync(conn, rec_id)
@@ -344,9 +367,18 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         messages, context = question_messages(all_segments, for_model(prompt), n_ctx)
     else:
         kind = "rewrite"
-        messages, context = rewrite_messages(
-            all_segments, [(for_model(s.text), tuple(c.number for c in s.citations)) for s in source.statements],
-            for_model(prompt), n_ctx)
+        # stored answers keep the placeholders the model saw: the rules need the real names (genders)
+        real = [(pseudonymize.reidentify(conn, rec_id, s.text), tuple(c.number for c in s.citations))
+                for s in source.statements]
+        ready, one_by_one = preset_rewrite(preset, real)
+        ready = [(for_model(text), numbers) for text, numbers in ready] if ready is not None else None
+        one_by_one = [(for_model(text), numbers) for text, numbers in one_by_one] if one_by_one else None
+        if ready is not None or one_by_one is not None:
+            messages, context = [], [all_segments_by[n] for n in sorted({n for _, ns in real for n in ns})
+                                      if n in all_segments_by]
+        else:
+            messages, context = rewrite_messages(all_segments, [(for_model(t), ns) for t, ns in real],
+                                                 for_model(prompt), n_ctx)
     numbers = [s.number for s in context]
     with transaction(conn):
         cur = conn.execute(
@@ -356,24 +388,44 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         message_id = int(cur.lastrowid)
         audit.record(conn, user.actor, f"chat.{kind}", f"recording:{rec_id}", role=access.content_role(user),
                      data={"message": message_id, "revealed": bool(reveal), "segments_in_prompt": len(numbers)})
-    return ChatRequest(message_id, rec_id, kind, messages, answer_schema(numbers),
-                       {s.number: s for s in all_segments}, reveal)
+    req = ChatRequest(message_id, rec_id, kind, messages, answer_schema(numbers), all_segments_by, reveal)
+    if kind == "rewrite":
+        req.ready, req.one_by_one = ready, one_by_one
+    return req
 
 
 def stream_answer(client: ChatModel, req: ChatRequest) -> Iterator[tuple[str, object]]:
     """Ask the model; yield ("text", piece) as the current statement's text grows and ("statement",
     AnswerStatement) when one is complete and checked. Raises LlmError (a message to show) on failure;
     `req.statements` holds what was complete so far either way."""
+    def finished(statement: StreamedStatement) -> Iterator[tuple[str, object]]:
+        checked = check_statements([statement], req.segments)
+        req.statements.extend(checked)
+        for st in checked:
+            yield "statement", st
+
+    if req.ready is not None:
+        for text, numbers in req.ready:
+            yield "text", text
+            yield from finished(StreamedStatement(text, list(numbers)))
+        return
+    if req.one_by_one is not None:
+        for source, numbers in req.one_by_one:
+            pieces = []
+            for piece in client.stream(plain_language.messages(source), max_tokens=plain_language.max_tokens(source)):
+                pieces.append(piece)
+                yield "text", piece
+            # a rewrite that lost a fact or made a word up is not shown: the statement stays as it was
+            text = plain_language.accept(source, "".join(pieces)) or source
+            yield from finished(StreamedStatement(text, list(numbers)))
+        return
     reader = StatementStream()
     for piece in client.stream(req.messages, response_format=req.response_format, max_tokens=ANSWER_TOKENS):
         for kind, value in reader.feed(piece):
             if kind == "text":
                 yield "text", value
             else:
-                checked = check_statements([value], req.segments)
-                req.statements.extend(checked)
-                for st in checked:
-                    yield "statement", st
+                yield from finished(value)
 
 
 def finish(conn: Connection, req: ChatRequest, error: str | None = None) -> None:
