@@ -251,6 +251,9 @@ def test_questions_share_the_transcript_prefix_the_page_warms(ctx, db, users, re
     assert f'data-warm="/recordings/{rec}/chat/warm"' in page
     r = anna.post(f"/recordings/{rec}/chat/warm", data={"csrf_token": csrf_from(page)})
     assert r.status_code == 200 and r.json == {"warmed": True}
+    # a transcript still being made is not warmed: the page leaves the warm-up out
+    db.execute("UPDATE recordings SET status = 'transcribing' WHERE id = ?", (rec,))
+    assert "data-warm=" not in anna.get(f"/recordings/{rec}").text
 
 
 def test_bad_input_gets_a_message_and_stores_nothing(db, users, rec, llm, ctx, tmp_path):

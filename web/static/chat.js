@@ -5,7 +5,8 @@
    - a failure (model down or slow, connection lost) shows the message and a "Försök igen" button; a stream
      that goes silent longer than IDLE_MS is abandoned, so the page never hangs;
    - links with data-seek (citations, topics) jump to the transcript line and play: static/player.js;
-   - the question field's first focus warms the model server (it reads the transcript before the question). */
+   - the question field, when first on screen or focused, warms the model server (it reads the transcript before
+     the question). */
 (function () {
   "use strict";
   var IDLE_MS = 150000; // the server sends a keep-alive every few seconds; silence this long = lost
@@ -217,18 +218,29 @@
     });
   }
 
-  /* --- warm-up: the first time the question field gets focus, the model server reads the transcript, so the
-     first answer starts in seconds instead of after the whole transcript has been read. Fire and forget. --- */
+  /* --- warm-up: the first time the question field is on screen (the Fråga tab, open by default) or gets focus,
+     the model server reads the transcript, so the first answer starts in seconds instead of after the whole
+     transcript has been read (tens of seconds on a CPU). Only for a finished transcript (the template leaves
+     data-warm out while one is still being made: live transcription needs the CPU). Fire and forget. --- */
   var chatForm = document.getElementById("chat-form");
   var warmUrl = chatForm && chatForm.getAttribute("data-warm");
   if (warmUrl) {
-    chatForm.addEventListener("focusin", function warmOnce() {
-      chatForm.removeEventListener("focusin", warmOnce);
+    var warmed = false;
+    var warmOnce = function () {
+      if (warmed) { return; }
+      warmed = true;
       var body = new FormData();
       body.append("csrf_token", chatForm.querySelector("input[name=csrf_token]").value);
       fetch(warmUrl, {method: "POST", body: body, credentials: "same-origin", cache: "no-store",
                       headers: {"Accept": "application/json"}}).catch(function () { /* the question just waits */ });
-    });
+    };
+    chatForm.addEventListener("focusin", warmOnce);
+    if ("IntersectionObserver" in window) {
+      var seen = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { seen.disconnect(); warmOnce(); }
+      });
+      seen.observe(chatForm);
+    }
   }
 
   document.addEventListener("submit", function (e) {
