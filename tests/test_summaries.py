@@ -4,6 +4,7 @@ grounding checker and templates without a model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -214,6 +215,22 @@ def test_guided_drafting_sorts_lines_by_their_words():
     assert len(sorting.units(_talk() * 3, bbic, 1)) <= len(bbic.headings)  # at most one per heading here
     two = sorting.units(_talk(), bbic, 4, total=2)  # a long meeting: each heading's best first
     assert len(two) == 2 and len({u.heading for u in two}) == 2
+
+
+def test_guided_advice_prefers_the_agreements_at_the_end_of_the_meeting():
+    """The advice template's one heading holds 6 statements, not the office's per-heading cap, and among lines that
+    share as many of its words the later ones win: "ska" and "nästa" are said all through a meeting."""
+    from appliance.assistant import sorting
+
+    early = [("Mamma", f"Leo ska börja i en ny klass nästa termin, det är fråga {i}.") for i in range(8)]
+    late = [("Handläggare", "Du ska träffa kuratorn nästa vecka."), ("Handläggare", "Pappa ska vara med nästa gång.")]
+    talk = [NumberedSegment(i + 1, i, i * 4.0, i * 4.0 + 3.5, t, who) for i, (who, t) in enumerate(early + late)]
+    rad = templates.BUILTIN["rad"]
+    chosen = [u.number for u in sorting.units(talk, rad, 4)]
+    assert len(chosen) == rad.max_per_heading == 6
+    assert chosen[-2:] == [9, 10]  # the agreements, though the early lines share as many words
+    without = dataclasses.replace(rad, late_headings=(), max_per_heading=0)
+    assert [u.number for u in sorting.units(talk, without, 4)] == [1, 2, 3, 4]  # what it did before: the first
 
 
 def test_guided_draft_keeps_only_sentences_its_lines_support(llm_server):

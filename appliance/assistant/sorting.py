@@ -11,8 +11,10 @@ done here, in the open, and the model only does what it can: say in one journal 
 * Sorting: a unit goes under the heading whose vocabulary (`Template.words`: the heading's own words plus the
   built-in templates' word lists, compared by stem) it shares most words with, the answer's words counting double
   the question's; a unit that shares none goes nowhere. At most `assistant.max_statements_per_heading` units per
-  heading and `assistant.max_statements` in all (each heading's best first), so a long meeting stays a draft, not a
-  transcript, and is written in the time a short one takes.
+  heading (the advice template's one heading: 6) and `assistant.max_statements` in all (each heading's best first),
+  so a long meeting stays a draft, not a transcript, and is written in the time a short one takes. Under a heading
+  for what is agreed at the end (`Template.late_headings`: the advice, "Planering och uppföljning") a later line
+  ranks higher: "ska" and "nästa" are said all through a meeting, the agreements at its end.
 * Writing: the model rewrites the chosen units as short third-person statements (the advice template: addressed
   to the client as "du"), a few per request, as JSON whose keys are the units' line numbers (the grammar makes it
   write one statement per unit, in order, and nothing else). A sentence the grounding checker does not find in its
@@ -37,6 +39,7 @@ from appliance.config import AssistantConfig
 from appliance.ports import ChatModel
 from appliance.transcripts.search import stem
 
+LATE_WEIGHT = 3.0      # what the last line of a meeting adds to its score under a late heading (a word hit: 2)
 BATCH = 6              # units per writing request: with more, the model starts to mix them up
 TOKENS_PER_UNIT = 70   # the longest statement the schema allows, in tokens, with its key
 _WORD = re.compile(r"[^\W\d_]+")
@@ -102,9 +105,15 @@ def units(segments: Sequence[NumberedSegment], template: Template, per_heading: 
         if len(cites) > 1:  # a short answer means little without its question
             quote = f"{question.speaker + ': ' if question.speaker else ''}{question.text} {quote}"
         found.append(Unit(s.number, cites, f"{asked_text}{who}{s.text}", heading, scores[heading], quote))
+    per_heading = template.max_per_heading or per_heading
+    last = max((s.number for s in segments), default=1)
+
+    def rank(u: Unit) -> float:  # agreements are made at the end: there a later line ranks higher
+        return u.score + (LATE_WEIGHT * u.number / last if u.heading in template.late_headings else 0.0)
+
     ranked: list[tuple[int, float, int, Unit]] = []
     for h in template.headings:
-        under = sorted((u for u in found if u.heading == h), key=lambda u: (-u.score, u.number))[:per_heading]
+        under = sorted((u for u in found if u.heading == h), key=lambda u: (-rank(u), u.number))[:per_heading]
         ranked += [(rank, -u.score, u.number, u) for rank, u in enumerate(under)]
     kept = [u for *_, u in sorted(ranked, key=lambda r: r[:3])[:total]]
     return sorted(kept, key=lambda u: u.number)

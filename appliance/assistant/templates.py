@@ -44,6 +44,10 @@ class Template:
     groups: tuple[tuple[str, int], ...] = ()  # (group title, number of headings) for display, e.g. BBIC's sides
     hints: tuple[tuple[str, str], ...] = ()   # (heading, what belongs there) for the model, built-in templates only
     words: tuple[tuple[str, str], ...] = ()   # (heading, words that say a line belongs there) for guided drafting
+    # Guided drafting: headings whose lines come at the end of a meeting (agreements, the next meeting), so a later
+    # line ranks higher there; and how many statements a heading may hold when not the office's setting (0).
+    late_headings: tuple[str, ...] = ()
+    max_per_heading: int = 0
 
     def hint(self, heading: str) -> str:
         return dict(self.hints).get(heading, "")
@@ -184,13 +188,14 @@ BUILTIN: dict[str, Template] = {
          "Planering och uppföljning", "Åtgärder och insatser", "Ekonomi", "Övriga kontakter"),
         "Skriv en journalanteckning från samtalet under rubrikerna. Lämna en rubrik tom om inget sägs om den. "
         "Skriv i tredje person, t.ex. \"Klienten berättar att ...\".",
-        hints=tuple(_JOURNAL_HINTS.items()), words=tuple(_JOURNAL_WORDS.items())),
+        hints=tuple(_JOURNAL_HINTS.items()), words=tuple(_JOURNAL_WORDS.items()),
+        late_headings=("Planering och uppföljning",)),
     "rad": Template(
         "rad", "Råd till klienten (lätt språk)",
         ("Råd och överenskommelser",),
         "Skriv de råd och överenskommelser som klienten fick i samtalet som en lista till klienten: "
         "tilltala klienten med du, använd korta meningar och enkla ord som en tolvåring förstår.",
-        words=tuple(_RAD_WORDS.items())),
+        words=tuple(_RAD_WORDS.items()), late_headings=("Råd och överenskommelser",), max_per_heading=6),
 }
 
 
