@@ -187,7 +187,8 @@ def test_du_rewrite_is_done_by_rule_keeps_citations_and_needs_no_model(ctx, db, 
     assert not any(s.flagged for s in rewritten.statements)
     stored = db.execute("SELECT answer FROM chat_messages WHERE id = ?", (rewritten.id,)).fetchone()["answer"]
     assert "Elsa" not in stored
-    assert [e["action"] for e in audit.entries(ctx)][-1] == "chat.rewrite"
+    entry = audit.entries(ctx)[-1]
+    assert entry["action"] == "chat.rewrite" and entry["data"]["segments_in_prompt"] == 0  # no line to a model
 
 
 class CountingClient:

@@ -374,8 +374,7 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         ready = [(for_model(text), numbers) for text, numbers in ready] if ready is not None else None
         one_by_one = [(for_model(text), numbers) for text, numbers in one_by_one] if one_by_one else None
         if ready is not None or one_by_one is not None:
-            messages, context = [], [all_segments_by[n] for n in sorted({n for _, ns in real for n in ns})
-                                      if n in all_segments_by]
+            messages, context = [], []  # no transcript line goes to the model (the audit says 0)
         else:
             messages, context = rewrite_messages(all_segments, [(for_model(t), ns) for t, ns in real],
                                                  for_model(prompt), n_ctx)
