@@ -233,6 +233,16 @@ def test_guided_advice_prefers_the_agreements_at_the_end_of_the_meeting():
     assert [u.number for u in sorting.units(talk, without, 4)] == [1, 2, 3, 4]  # what it did before: the first
 
 
+def test_a_sentence_that_restates_the_question_is_not_a_statement():
+    from appliance.assistant import sorting
+
+    assert sorting.restates_question("Handläggare frågar: Vilka bor i hushållet?")
+    assert sorting.restates_question("Handläggaren frågar om mamma talar svenska.")
+    assert sorting.restates_question("Har ni några andra inkomster?")
+    assert not sorting.restates_question("Mamma berättar att hon bor med sin son Elias, som är sjutton.")
+    assert not sorting.restates_question("Klienten har frågor om ansökan.")
+
+
 def test_guided_draft_keeps_only_sentences_its_lines_support(llm_server):
     """Whatever the (small, weak) model writes, a statement either holds up against its lines or is the line itself."""
     cfg = cfg_for(llm_server)

@@ -18,8 +18,9 @@ done here, in the open, and the model only does what it can: say in one journal 
 * Writing: the model rewrites the chosen units as short third-person statements (the advice template: addressed
   to the client as "du"), a few per request, as JSON whose keys are the units' line numbers (the grammar makes it
   write one statement per unit, in order, and nothing else). A sentence the grounding checker does not find in its
-  lines (the model mixed two units up, or added something) is replaced by the line itself, quoted with its speaker:
-  a quote is worth less than a good sentence but never says what nobody said.
+  lines (the model mixed two units up, or added something), or that restates the question instead of the answer, is
+  replaced by the line itself, quoted with its speaker: a quote is worth less than a good sentence but never says
+  what nobody said.
 
 `assistant.drafting = "model"` keeps the model's own sorting (appliance/assistant/summarize.py) for a model that
 can do it (a 7-12B instruct model on a real box).
@@ -130,6 +131,16 @@ def _instruction(template: Template) -> str:
             "på något.")
 
 
+_ASKS = re.compile(r"\bfrågar\b", re.IGNORECASE)
+
+
+def restates_question(statement: str) -> bool:
+    """Whether the model wrote the question the unit answers instead of the answer ("Handläggare frågar: Vilka bor
+    i hushållet?"): it read the question in parentheses as the line. Such a sentence says nothing about the client,
+    and its cited lines support it, so the checker lets it through; the line itself is quoted instead."""
+    return statement.rstrip().endswith("?") or bool(_ASKS.search(statement))
+
+
 def write(client: ChatModel, template: Template, chosen: Sequence[Unit], cfg: AssistantConfig,
           on_batch: Callable[[int, int], None] | None = None) -> dict[int, str]:
     """The model's statement for each unit (line number → text), batch by batch."""
@@ -155,7 +166,7 @@ def write(client: ChatModel, template: Template, chosen: Sequence[Unit], cfg: As
         for u in batch:
             text = " ".join(str(data.get(str(u.number), "")).split())
             clean, _ = grounding.parse_citations(text)
-            if clean:
+            if clean and not restates_question(clean):
                 out[u.number] = clean
         if on_batch is not None:
             on_batch(i + 1, len(batches))
