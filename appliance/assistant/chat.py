@@ -362,6 +362,7 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
     def for_model(text: str) -> str:
         return text if reveal else pseudonymize.pseudonymize_text(text, entities)
 
+    ready = one_by_one = None
     if source is None:
         kind = "question"
         messages, context = question_messages(all_segments, for_model(prompt), n_ctx)
@@ -387,10 +388,8 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
         message_id = int(cur.lastrowid)
         audit.record(conn, user.actor, f"chat.{kind}", f"recording:{rec_id}", role=access.content_role(user),
                      data={"message": message_id, "revealed": bool(reveal), "segments_in_prompt": len(numbers)})
-    req = ChatRequest(message_id, rec_id, kind, messages, answer_schema(numbers), all_segments_by, reveal)
-    if kind == "rewrite":
-        req.ready, req.one_by_one = ready, one_by_one
-    return req
+    return ChatRequest(message_id, rec_id, kind, messages, answer_schema(numbers), all_segments_by, reveal,
+                       ready=ready, one_by_one=one_by_one)
 
 
 def stream_answer(client: ChatModel, req: ChatRequest) -> Iterator[tuple[str, object]]:
