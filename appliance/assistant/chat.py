@@ -260,10 +260,12 @@ def for_display(conn: Connection, rec_id: str, statement: AnswerStatement) -> An
 def history_for(conn: Connection, rec_id: str) -> list[ChatMessage]:
     """The recording's questions and answers for display, oldest first (the caller has authorised it)."""
     segments = segment_positions(conn, rec_id)
+    real = pseudonymize.reidentifier(conn, rec_id)  # as for_display, the entities read once
     out = []
     for r in conn.execute(_HISTORY_SQL + " ORDER BY m.id", (rec_id,)):
         m = _message(r, segments)
-        out.append(dataclasses.replace(m, statements=tuple(for_display(conn, rec_id, st) for st in m.statements)))
+        out.append(dataclasses.replace(m, statements=tuple(dataclasses.replace(st, text=real(st.text))
+                                                           for st in m.statements)))
     return out
 
 
@@ -369,8 +371,8 @@ def prepare(conn: Connection, user: User, rec_id: str, *, prompt: str | None = N
     else:
         kind = "rewrite"
         # stored answers keep the placeholders the model saw: the rules need the real names (genders)
-        real = [(pseudonymize.reidentify(conn, rec_id, s.text), tuple(c.number for c in s.citations))
-                for s in source.statements]
+        reidentify = pseudonymize.reidentifier(conn, rec_id)
+        real = [(reidentify(s.text), tuple(c.number for c in s.citations)) for s in source.statements]
         ready, one_by_one = preset_rewrite(preset, real)
         ready = [(for_model(text), numbers) for text, numbers in ready] if ready is not None else None
         one_by_one = [(for_model(text), numbers) for text, numbers in one_by_one] if one_by_one else None

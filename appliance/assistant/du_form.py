@@ -152,8 +152,7 @@ def _next_word(text: str, pos: int) -> str:
 
 
 def _cased(replacement: str, text: str, pos: int) -> str:
-    before = text[:pos].rstrip(" \"'«(–-")
-    return replacement.capitalize() if not before or before[-1] in ".!?" else replacement
+    return replacement.capitalize() if pseudonymize.sentence_start(text, pos) else replacement
 
 
 def rewrite(text: str, client: str, client_gender: str | None = None,

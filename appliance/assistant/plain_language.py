@@ -22,17 +22,17 @@ citations, which a one-sentence rewrite keeps by construction). The guard asks t
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cache
 
 from appliance.transcripts import pseudonymize
+from appliance.transcripts.search import stem
 
 INSTRUCTION_KEY = "enkelt"
 MIN_COMMON_ZIPF = 4.0   # new words must be at least this common (Zipf scale: 4 = once per 100 000 words)
 COMMON_ZIPF = 5.0       # a source word may only be dropped if it is about this common ("gång", "går", "natt")
 CONTENT_MIN_LEN = 4
-SHARED = 5              # letters two forms of a word share ("fredag"/"fredagen", "rapport"/"aktivitetsrapport")
+SHARED = 5              # letters a new word must share with a source word to carry it on ("rapport", "intyg")
 
 SYSTEM = ("Du skriver om meningar så att en 12-åring förstår dem. Använd korta meningar och vanliga ord i stället "
           "för svåra myndighetsord. Behåll alla uppgifter: namn, tider, platser och siffror. Det som står inom "
@@ -80,11 +80,7 @@ def _zipf(word: str) -> float:
 
 def _tokens(text: str) -> list[tuple[str, bool]]:
     """(token, whether it starts a sentence)."""
-    out = []
-    for m in _TOKEN.finditer(text):
-        before = text[:m.start()].rstrip(" \"'«(–-")
-        out.append((m.group(), not before or before[-1] in ".!?:"))
-    return out
+    return [(m.group(), pseudonymize.sentence_start(text, m.start())) for m in _TOKEN.finditer(text)]
 
 
 def _is_fact_token(token: str, sentence_start: bool) -> bool:
@@ -95,13 +91,10 @@ def _is_fact_token(token: str, sentence_start: bool) -> bool:
 
 
 def _same_word(a: str, b: str) -> bool:
-    """Two forms of one word: they differ only in an ending ("fredag"/"fredagen", "vecka"/"veckor"), not a
-    compound's last part ("fritidsgården"/"fritidsledaren")."""
+    """Two forms of one word ("fredag"/"fredagen", "vecka"/"veckor"), by the search's Swedish stemmer; a compound's
+    other last part is another word ("fritidsgården"/"fritidsledaren")."""
     a, b = a.casefold(), b.casefold()
-    if a == b:
-        return True
-    common = len(os.path.commonprefix([a, b]))
-    return common >= 4 and common >= min(len(a), len(b)) - 2
+    return a == b or stem(a) == stem(b)
 
 
 def _shares_part(word: str, others: list[str]) -> bool:

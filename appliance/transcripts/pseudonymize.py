@@ -22,7 +22,7 @@ explicitly asked to reveal personal data for that one request (audited).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -201,7 +201,8 @@ def first_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def _sentence_start(text: str, pos: int) -> bool:
+def sentence_start(text: str, pos: int) -> bool:
+    """Whether the word at `pos` begins a sentence (quotes and dashes before it do not count)."""
     before = text[:pos].rstrip(" \"'(«»–-")
     return not before or before[-1] in _SENTENCE_END
 
@@ -232,7 +233,7 @@ def _name_spans(text: str, extra: frozenset[str]) -> list[Span]:
         elif token[:1].isupper() and not token.isupper():
             base = token[:-1] if token.endswith("s") and len(token) > 3 else token  # genitive: "Lisas"
             if token in names or base in names or _SURNAME_RE.match(token) or _SURNAME_RE.match(base):
-                is_name = folded not in common or not _sentence_start(text, w.start())
+                is_name = folded not in common or not sentence_start(text, w.start())
         if not is_name:
             i += 1
             continue
@@ -459,11 +460,16 @@ def segments_for_model(conn: Connection, rec_id: str, *, reveal: bool = False,
                     speaker_name=_speaker_for_model(s.speaker_name, entities)) for s in segments]
 
 
+def reidentifier(conn: Connection, rec_id: str) -> Callable[[str], str]:
+    """`reidentify` for many texts of one recording: the entities are read once."""
+    mapping = {e.placeholder: e.value for e in _entities(conn, rec_id)}
+    return lambda text: re.sub(r"\[[A-ZÅÄÖ\-]+ \d+\]", lambda m: mapping.get(m.group(), m.group()), text)
+
+
 def reidentify(conn: Connection, rec_id: str, text: str) -> str:
     """Put the real values back into model output that uses this recording's placeholders (for the
     caseworker's eyes only; the caller has authorised the recording)."""
-    mapping = {e.placeholder: e.value for e in _entities(conn, rec_id)}
-    return re.sub(r"\[[A-ZÅÄÖ\-]+ \d+\]", lambda m: mapping.get(m.group(), m.group()), text)
+    return reidentifier(conn, rec_id)(text)
 
 
 def decide(conn: Connection, user: User, rec_id: str, entity_id: int | str, status: str) -> Entity:
