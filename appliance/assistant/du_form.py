@@ -58,7 +58,7 @@ _PLURAL_ENDINGS = ("or", "ar", "er", "na", "ner")
 _FEMALE = {"hon": "du", "henne": "dig", "hennes": "POSS"}
 _MALE = {"han": "du", "honom": "dig", "hans": "POSS"}
 _REFLEXIVE = {"sig": "dig", "sin": "din", "sitt": "ditt", "sina": "dina"}
-_CLIENT_WORDS = frozenset({"klienten"})
+CLIENT_WORD = "klienten"  # the word "klienten" stands for the client, whoever she is
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def people(text: str) -> list[Person]:
         key = (first[:-1] if genitive and " " not in span.text else first).casefold()
         out.append(Person(span.start, span.end, key, genitive))
     for m in re.finditer(r"(?<!\w)[Kk]lienten(s?)(?!\w)", text):
-        out.append(Person(m.start(), m.end(), "klienten", bool(m.group(1))))
+        out.append(Person(m.start(), m.end(), CLIENT_WORD, bool(m.group(1))))
     return sorted(out, key=lambda p: p.start)
 
 
@@ -107,7 +107,7 @@ def find_client(statements: Sequence[str]) -> str | None:
     most often; None when no person is named."""
     first, any_ = Counter(), Counter()
     for text in statements:
-        found = [p for p in people(text) if p.key != "klienten"]
+        found = [p for p in people(text) if p.key != CLIENT_WORD]
         for p in found:
             any_[p.key] += 1
         if found and not text[:found[0].start].strip(" \"'«–-"):
@@ -162,7 +162,7 @@ def rewrite(text: str, client: str, client_gender: str | None = None,
     persons = people(text)
     edits: list[tuple[int, int, str]] = []
     for p in persons:
-        if p.key not in (client, "klienten"):
+        if p.key not in (client, CLIENT_WORD):
             continue
         word = possessive(_next_word(text, p.end)) if p.genitive else _name_form(text, p.start)
         edits.append((p.start, p.end, word))
@@ -175,15 +175,15 @@ def rewrite(text: str, client: str, client_gender: str | None = None,
         if w in _REFLEXIVE:
             # the clause's subject: the nearest person before it that is not an object (the client's mentions
             # and pronouns count once they became "du", not "dig"/"din": "Handläggaren ger dig … sin läkare")
-            subjects = [(p.end, False) for p in earlier if p.key not in (client, "klienten")]
+            subjects = [(p.end, False) for p in earlier if p.key not in (client, CLIENT_WORD)]
             subjects += [(end, True) for _, end, word in edits if end <= m.start() and word == "du"]
             nearest = max(subjects, default=None)
             if nearest and nearest[1]:
                 edits.append((m.start(), m.end(), _REFLEXIVE[w]))
             continue
-        same_gender = [p for p in earlier if p.key in (client, "klienten")
+        same_gender = [p for p in earlier if p.key in (client, CLIENT_WORD)
                        or gender_of(p.key) in (client_gender, None)]
-        if same_gender and same_gender[-1].key in (client, "klienten"):
+        if same_gender and same_gender[-1].key in (client, CLIENT_WORD):
             word = pronouns[w]
             if word == "POSS":
                 word = possessive(_next_word(text, m.end()))
